@@ -1,0 +1,293 @@
+"""The exception tree and the OperationOutcome builders.
+
+Every error the adapter raises on purpose is a :class:`FhirIaptError`. Each stage has its own
+subclass and a stable code, so a caller can catch by stage and a log can be grepped by code::
+
+    FhirIaptError                 FI000  anything the adapter raises on purpose
+    ├── ReadError                 FI1xx  read: a file or stream cannot be parsed (encoding, XML, JSON)
+    ├── MappingError              FI2xx  map: a mapping file is broken (reported before any record)
+    ├── RecordError               FI3xx  map/validate: one record is rejected, whole
+    │   └── ScoringError          FI35x  an instrument or episode cannot be scored
+    ├── ProfileError              FI4xx  validate: a resource does not conform to R4 / our profiles
+    ├── EmitError                 FI6xx  emit: an output cannot be written
+    ├── DeliveryError             FI7xx  push: the server or the network failed
+    │   ├── TransportError        FI71x  connect / read / timeout, no HTTP answer
+    │   ├── ServerError           FI72x  the server answered with an error status
+    │   └── AuthError             FI73x  a token could not be had, or was refused
+    └── ConfigError               FI8xx  settings for the relay or the client are wrong
+
+Errors speak FHIR: :meth:`FhirIaptError.to_operation_outcome` turns any of them into an
+OperationOutcome whose issues say *where* (file, row or element, field) and *what*.
+
+Patient data never goes into a message: issues name the field and the rule it broke, never the
+value (no NHS numbers, names, dates of birth or scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal
+
+Severity = Literal["fatal", "error", "warning", "information"]
+
+#: The system for the project's own error codes in ``OperationOutcome.issue.details``.
+ERROR_CODE_SYSTEM = "https://fhir-iapt.github.io/fhir/CodeSystem/error-code"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where in the input something was found.
+
+    ``row`` is the 1-based data row of a CSV (header excluded) or the 1-based record number of a
+    JSON array / NDJSON stream / XML record list; ``line`` the physical line in the file where
+    known; ``element`` an XPath (XML), a JSON path, or a FHIRPath (for FHIR resources); ``field``
+    the column, attribute or key the problem is about.
+    """
+
+    file: str | None = None
+    row: int | None = None
+    line: int | None = None
+    element: str | None = None
+    field: str | None = None
+
+    def with_field(self, name: str) -> Location:
+        return replace(self, field=name)
+
+    def render(self) -> str:
+        """A human string, e.g. ``diabetes.csv row 4 (line 5) field nhs_number``."""
+        parts: list[str] = []
+        if self.file is not None:
+            parts.append(self.file)
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.element is not None:
+            parts.append(f"element {self.element}")
+        if self.field is not None:
+            parts.append(f"field {self.field}")
+        return " ".join(parts) if parts else "(input)"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem, shaped like ``OperationOutcome.issue``.
+
+    ``code`` is a FHIR IssueType (``invalid``, ``structure``, ``required``, ``value``,
+    ``code-invalid``, ``not-found``, ``processing``, ``exception``, ``security``, ``transient``…);
+    ``error_code`` is the project's stable code (``FI301``…).
+    """
+
+    diagnostics: str
+    code: str = "invalid"
+    severity: Severity = "error"
+    location: Location | None = None
+    expression: str | None = None
+    error_code: str | None = None
+
+    def to_fhir(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"severity": self.severity, "code": self.code}
+        if self.error_code:
+            out["details"] = {
+                "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.error_code}],
+            }
+        diagnostics = self.diagnostics
+        if self.location is not None:
+            diagnostics = f"{self.location.render()}: {diagnostics}"
+            out["location"] = [self.location.render()]
+        out["diagnostics"] = diagnostics
+        if self.expression:
+            out["expression"] = [self.expression]
+        return out
+
+
+def operation_outcome(issues: Iterable[Issue], *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build an R4 OperationOutcome from issues (``extra`` may add e.g. an ``id``)."""
+    outcome: dict[str, Any] = {"resourceType": "OperationOutcome"}
+    if extra:
+        outcome.update(extra)
+    items = [issue.to_fhir() for issue in issues]
+    if not items:
+        items = [{"severity": "information", "code": "informational", "diagnostics": "ok"}]
+    outcome["issue"] = items
+    return outcome
+
+
+class FhirIaptError(Exception):
+    """Base of every error the adapter raises on purpose."""
+
+    code: ClassVar[str] = "FI000"
+    issue_type: ClassVar[str] = "exception"
+    stage: ClassVar[str] = "general"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        issues: Sequence[Issue] = (),
+        location: Location | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.error_code = error_code or self.code
+        self.issues: tuple[Issue, ...] = tuple(issues) or (
+            Issue(
+                diagnostics=message,
+                code=self.issue_type,
+                location=location,
+                error_code=self.error_code,
+            ),
+        )
+
+    def __str__(self) -> str:
+        if self.location is not None:
+            return f"{self.location.render()}: {self.message}"
+        return self.message
+
+    def to_operation_outcome(self) -> dict[str, Any]:
+        return operation_outcome(self.issues)
+
+
+class ReadError(FhirIaptError):
+    """An input file or stream cannot be read (encoding, malformed CSV/XML/JSON, wrong types)."""
+
+    code = "FI100"
+    issue_type = "structure"
+    stage = "read"
+
+
+class MappingError(FhirIaptError):
+    """A mapping file is broken; raised when it loads, before any record is read."""
+
+    code = "FI200"
+    issue_type = "invalid"
+    stage = "map"
+
+
+class RecordError(FhirIaptError):
+    """One source record is rejected whole; ``issues`` say every field that is wrong."""
+
+    code = "FI300"
+    issue_type = "invalid"
+    stage = "map"
+
+
+class ScoringError(RecordError):
+    """An instrument or an episode cannot be scored (out of range, unknown measure…)."""
+
+    code = "FI350"
+    issue_type = "value"
+    stage = "score"
+
+
+class ProfileError(FhirIaptError):
+    """A FHIR resource does not conform to R4 or to the project's profiles."""
+
+    code = "FI400"
+    issue_type = "invalid"
+    stage = "validate"
+
+
+class EmitError(FhirIaptError):
+    """An output cannot be written."""
+
+    code = "FI600"
+    issue_type = "exception"
+    stage = "emit"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What was sent, without headers or body (they may carry secrets or patient data)."""
+
+    method: str
+    url: str
+
+
+class DeliveryError(FhirIaptError):
+    """Delivery to a FHIR server failed. Carries the request and any server OperationOutcome."""
+
+    code = "FI700"
+    issue_type = "transient"
+    stage = "push"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        status_code: int | None = None,
+        server_outcome: dict[str, Any] | None = None,
+        issues: Sequence[Issue] = (),
+        error_code: str | None = None,
+    ) -> None:
+        super().__init__(message, issues=issues, error_code=error_code)
+        self.request = request
+        self.status_code = status_code
+        self.server_outcome = server_outcome
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+    def to_operation_outcome(self) -> dict[str, Any]:
+        if self.server_outcome and self.server_outcome.get("resourceType") == "OperationOutcome":
+            return self.server_outcome
+        return super().to_operation_outcome()
+
+
+class TransportError(DeliveryError):
+    """No HTTP answer: connection refused or dropped, timeout."""
+
+    code = "FI710"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class ServerError(DeliveryError):
+    """The server answered with an error status."""
+
+    code = "FI720"
+    issue_type = "processing"
+
+
+class AuthError(DeliveryError):
+    """A token could not be obtained, or the server refused our credentials."""
+
+    code = "FI730"
+    issue_type = "security"
+
+
+class ConfigError(FhirIaptError):
+    """Settings for the relay or the client are wrong."""
+
+    code = "FI800"
+    issue_type = "invalid"
+    stage = "config"
+
+
+__all__ = [
+    "ERROR_CODE_SYSTEM",
+    "AuthError",
+    "ConfigError",
+    "DeliveryError",
+    "EmitError",
+    "FhirIaptError",
+    "Issue",
+    "Location",
+    "MappingError",
+    "ProfileError",
+    "ReadError",
+    "RecordError",
+    "RequestInfo",
+    "ScoringError",
+    "ServerError",
+    "Severity",
+    "TransportError",
+    "operation_outcome",
+]
