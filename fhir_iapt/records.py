@@ -76,6 +76,8 @@ class ReferralData:
     #: UK Core SourceOfServiceRequest SNOMED code, when the mapping knows it.
     source_snomed: str | None = None
     reason: str | None = None
+    #: ODS code of the IAPT-LTC service the referral is for (ServiceRequest.performer).
+    performer_ods: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
