@@ -4,7 +4,7 @@ Every error the adapter raises on purpose is a :class:`FhirIaptError`. Each stag
 subclass and a stable code, so a caller can catch by stage and a log can be grepped by code::
 
     FhirIaptError                 FI000  anything the adapter raises on purpose
-    ├── ReadError                 FI1xx  read: a file or stream cannot be parsed (encoding, XML, JSON)
+    ├── ReadError                 FI1xx  read: a file or stream cannot be parsed
     ├── MappingError              FI2xx  map: a mapping file is broken (reported before any record)
     ├── RecordError               FI3xx  map/validate: one record is rejected, whole
     │   └── ScoringError          FI35x  an instrument or episode cannot be scored
@@ -102,7 +102,9 @@ class Issue:
         return out
 
 
-def operation_outcome(issues: Iterable[Issue], *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def operation_outcome(
+    issues: Iterable[Issue], *, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Build an R4 OperationOutcome from issues (``extra`` may add e.g. an ``id``)."""
     outcome: dict[str, Any] = {"resourceType": "OperationOutcome"}
     if extra:

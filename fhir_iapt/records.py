@@ -55,7 +55,7 @@ class ContextValue:
 class Screening:
     """One screening instrument as the clinic recorded it.
 
-    ``answers[i]`` is the 0–3 score of item ``i + 1`` in the instrument's item order
+    ``answers[i]`` is the 0-3 score of item ``i + 1`` in the instrument's item order
     (``mappings/tables/instruments.yaml``). PHQ-9 may carry a 10th, unscored, item (difficulty).
     Every scored item is present: a partly answered instrument is rejected at the map stage.
     """
