@@ -144,6 +144,11 @@ class FhirIaptError(Exception):
             ),
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments defeat Exception's default pickling; worker processes send
+        # rejected records back to the parent, so rebuild from the instance state instead.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
+
     def __str__(self) -> str:
         if self.location is not None:
             return f"{self.location.render()}: {self.message}"
@@ -151,6 +156,13 @@ class FhirIaptError(Exception):
 
     def to_operation_outcome(self) -> dict[str, Any]:
         return operation_outcome(self.issues)
+
+
+def _rebuild(cls: type[FhirIaptError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
 
 
 class ReadError(FhirIaptError):
