@@ -1,0 +1,50 @@
+"""Shared fixtures: a real FHIR server on loopback (sekmet-fhir, see ``tests/fhir_server.py``).
+
+``fhir_server``          session-scoped; the FHIR base URL (``http://127.0.0.1:<port>/fhir``) of
+                         one server shared by the whole run. Tests must not assume it is empty:
+                         use identifiers unique to the test.
+``fhir_server_factory``  function-scoped; a callable ``factory(*, start=True, server_auth=None)``
+                         returning a fresh :class:`FhirServer` (own port, own empty database) with
+                         ``.url``, ``.start()``, ``.stop()``, ``.running``. Stop it and start it
+                         again to take the server down and bring it back with its data. Every
+                         server it made is stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir_server import FhirServer, ServerFactory
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The FHIR base URL of a real server shared by the session."""
+    server = FhirServer(tmp_path_factory.mktemp("fhir-server"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fhir_server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Make servers on demand (own port and data); all are stopped after the test."""
+    made: list[FhirServer] = []
+
+    def factory(*, start: bool = True, server_auth: dict[str, Any] | None = None) -> FhirServer:
+        server = FhirServer(tmp_path / f"fhir-server-{len(made)}", server_auth=server_auth)
+        made.append(server)
+        if start:
+            server.start()
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in made:
+            server.stop()
