@@ -1,0 +1,404 @@
+"""The durable outbox: one SQLite file (WAL) holding every message until it is delivered or dead.
+
+One table of messages, one row per accepted record::
+
+    queued ──claim──▶ (leased) ──ok──▶ delivered
+      ▲                  │  └──retryable, attempts left──▶ failed ──(next_attempt_at)──▶ claimable
+      │                  └──not retryable / last attempt──▶ dead ──replay──▶ queued
+      └──── lease expired or released on shutdown (no attempt lost) ◀─┘
+
+* **Committed before the answer**: :meth:`Outbox.enqueue` commits (``synchronous=FULL`` by
+  default) before the route answers 202.
+* **Lease / claim**: :meth:`Outbox.claim` marks due messages leased until ``lease_until`` and
+  counts the attempt; a crashed worker's leases expire, and a restarted relay (the only owner of
+  its data directory, see :meth:`Outbox.open`) releases them at once.
+* **Idempotency**: ``dedup_key`` is UNIQUE: enqueuing a record already held returns the first
+  message id instead of making a second one. A second table keeps the answer given to each
+  ``Idempotency-Key`` so a retried request gets the same answer.
+* **No patient data outside the payload**: ``last_error`` holds error codes, HTTP statuses and
+  our own messages only; status reads never return the payload.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+from fhir_iapt.errors import ConfigError, Location
+
+Direction = Literal["referral", "outcome"]
+Status = Literal["queued", "delivered", "failed", "dead"]
+STATUSES: tuple[Status, ...] = ("queued", "failed", "delivered", "dead")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id              TEXT PRIMARY KEY,
+    direction       TEXT NOT NULL CHECK (direction IN ('referral', 'outcome')),
+    dedup_key       TEXT NOT NULL UNIQUE,
+    destination     TEXT NOT NULL,
+    payload         BLOB NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('queued', 'failed', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until     REAL,
+    last_error      TEXT,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    delivered_at    REAL
+);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS idempotency (
+    principal       TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    route           TEXT NOT NULL,
+    body_digest     TEXT NOT NULL,
+    status_code     INTEGER NOT NULL,
+    response        BLOB NOT NULL,
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (principal, idempotency_key)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A converted record ready to be queued."""
+
+    direction: Direction
+    destination: str
+    dedup_key: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The id given to a record, and whether it was already held (no second delivery)."""
+
+    id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """What a status read returns: no payload, no patient data."""
+
+    id: str
+    direction: Direction
+    destination: str
+    status: Status
+    attempts: int
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    next_attempt_at: float
+    delivered_at: float | None
+    leased: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased message handed to the worker; ``attempts`` counts this attempt."""
+
+    id: str
+    direction: Direction
+    destination: str
+    payload: bytes
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The answer kept for an ``Idempotency-Key``."""
+
+    route: str
+    body_digest: str
+    status_code: int
+    response: bytes
+
+
+Clock = Callable[[], float]
+
+
+class Outbox:
+    """The SQLite outbox. Thread-safe: each thread gets its own connection.
+
+    Call :meth:`open` once before use (it takes the data directory's lock and releases leases a
+    previous process left behind) and :meth:`close` at the end.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+        clock: Clock = time.time,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._lock_file: IO[bytes] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the file and schema, take the directory lock, and release stale leases.
+
+        Only one relay may own a data directory: a second gets a :class:`ConfigError`.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = (self.path.parent / "relay.lock").open("ab")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise ConfigError(
+                "the data directory is in use by another relay process",
+                location=Location(file=str(self.path.parent), field="store.data_dir"),
+            ) from None
+        self._lock_file = lock
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        self.release_all_leases()
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ping(self) -> bool:
+        """Whether the database answers (for ``/readyz``)."""
+        try:
+            self._conn().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return self._lock_file is not None
+
+    # --- accept --------------------------------------------------------------------------
+
+    def enqueue(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
+        """Queue ``messages`` in one committed transaction; return their ids in order.
+
+        A message whose ``dedup_key`` is already held gets the existing id (``duplicate``).
+        """
+        now = self.clock()
+        out: list[Enqueued] = []
+        with self._transaction() as conn:
+            for msg in messages:
+                new_id = uuid.uuid4().hex
+                row = conn.execute(
+                    "INSERT INTO messages (id, direction, dedup_key, destination, payload, status,"
+                    " attempts, next_attempt_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)"
+                    " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                    (new_id, msg.direction, msg.dedup_key, msg.destination, msg.payload,
+                     now, now, now),
+                ).fetchone()
+                if row is not None:
+                    out.append(Enqueued(row[0], duplicate=False))
+                    continue
+                existing = conn.execute(
+                    "SELECT id FROM messages WHERE dedup_key = ?", (msg.dedup_key,)
+                ).fetchone()
+                out.append(Enqueued(existing[0], duplicate=True))
+        return out
+
+    def remember_response(self, principal: str, key: str, response: StoredResponse) -> None:
+        """Keep the answer given to ``key`` (first answer wins).
+
+        Written after :meth:`enqueue`: if the process dies between the two, the client's retry
+        is converted again and gets the same message ids through ``dedup_key``.
+        """
+        now = self.clock()
+        with self._transaction() as conn:
+            conn.execute(
+            "INSERT INTO idempotency (principal, idempotency_key, route, body_digest, status_code,"
+            " response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (principal, idempotency_key) DO NOTHING",
+            (principal, key, response.route, response.body_digest, response.status_code,
+             response.response, now),
+        )
+
+    def stored_response(self, principal: str, key: str) -> StoredResponse | None:
+        row = self._conn().execute(
+            "SELECT route, body_digest, status_code, response FROM idempotency"
+            " WHERE principal = ? AND idempotency_key = ?",
+            (principal, key),
+        ).fetchone()
+        return None if row is None else StoredResponse(row[0], row[1], row[2], bytes(row[3]))
+
+    # --- deliver -------------------------------------------------------------------------
+
+    def claim(self, limit: int, *, lease_seconds: float) -> list[Claimed]:
+        """Lease up to ``limit`` due messages (oldest due first) and count their attempt."""
+        now = self.clock()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "UPDATE messages SET lease_until = ?, attempts = attempts + 1, updated_at = ?"
+                " WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'failed')"
+                "   AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+                "   ORDER BY next_attempt_at LIMIT ?)"
+                " RETURNING id, direction, destination, payload, attempts, created_at",
+                (now + lease_seconds, now, now, now, limit),
+            ).fetchall()
+        return [Claimed(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+
+    def mark_delivered(self, message_id: str) -> None:
+        now = self.clock()
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE messages SET status = 'delivered', lease_until = NULL, last_error = NULL,"
+                " delivered_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, message_id),
+            )
+
+    def mark_failed(self, message_id: str, error: str, *, retry_in: float) -> None:
+        """A retryable failure: back to the queue at ``now + retry_in`` (persisted)."""
+        now = self.clock()
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE messages SET status = 'failed', lease_until = NULL, last_error = ?,"
+                " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (error, now + retry_in, now, message_id),
+            )
+
+    def mark_dead(self, message_id: str, error: str) -> None:
+        """A dead letter: kept with its payload and the last error until replayed."""
+        now = self.clock()
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE messages SET status = 'dead', lease_until = NULL, last_error = ?,"
+                " updated_at = ? WHERE id = ?",
+                (error, now, message_id),
+            )
+
+    def release(self, message_id: str) -> None:
+        """Give a leased message back without spending its attempt (graceful shutdown)."""
+        now = self.clock()
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE messages SET lease_until = NULL, attempts = MAX(attempts - 1, 0),"
+                " updated_at = ? WHERE id = ? AND lease_until IS NOT NULL",
+                (now, message_id),
+            )
+
+    def release_all_leases(self) -> int:
+        """Release every lease (at start: the previous owner of the directory is gone)."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL"
+            )
+            return cur.rowcount
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting message becomes due (None when nothing waits)."""
+        row = self._conn().execute(
+            "SELECT MIN(next_attempt_at) FROM messages WHERE status IN ('queued', 'failed')"
+            " AND lease_until IS NULL"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    # --- read / admin --------------------------------------------------------------------
+
+    def info(self, message_id: str) -> MessageInfo | None:
+        row = self._conn().execute(
+            "SELECT id, direction, destination, status, attempts, last_error, created_at,"
+            " updated_at, next_attempt_at, delivered_at, lease_until FROM messages WHERE id = ?",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return MessageInfo(
+            id=row[0],
+            direction=row[1],
+            destination=row[2],
+            status=row[3],
+            attempts=row[4],
+            last_error=row[5],
+            created_at=row[6],
+            updated_at=row[7],
+            next_attempt_at=row[8],
+            delivered_at=row[9],
+            leased=row[10] is not None and row[10] >= self.clock(),
+        )
+
+    def payload(self, message_id: str) -> bytes | None:
+        row = self._conn().execute(
+            "SELECT payload FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def replay(self, message_id: str) -> MessageInfo | None:
+        """Put a dead letter back in the queue with fresh attempts; None if it is not dead."""
+        now = self.clock()
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?,"
+                " lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'dead'",
+                (now, now, message_id),
+            )
+            if cur.rowcount == 0:
+                return None
+        return self.info(message_id)
+
+    def counts(self) -> dict[Status, int]:
+        """Messages by status (for metrics and readiness)."""
+        out: dict[Status, int] = dict.fromkeys(STATUSES, 0)
+        for status, count in self._conn().execute(
+            "SELECT status, COUNT(*) FROM messages GROUP BY status"
+        ):
+            out[status] = count
+        return out
+
+
+__all__ = [
+    "STATUSES",
+    "Claimed",
+    "Direction",
+    "Enqueued",
+    "MessageInfo",
+    "NewMessage",
+    "Outbox",
+    "Status",
+    "StoredResponse",
+]
