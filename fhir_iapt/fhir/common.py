@@ -1,0 +1,364 @@
+"""Shared FHIR builders: plain dicts, built directly, reused by the referral and outcome bundles.
+
+Resources are plain ``dict`` trees ready for ``orjson.dumps`` (no pydantic on the hot path: a
+model round-trip costs more than the whole conversion). Every builder here is pure and
+deterministic: same arguments, same dict, no timestamps, no random values.
+
+Conventions every builder follows:
+
+* ``id`` comes from :mod:`fhir_iapt.fhir.ids`; references inside a bundle are
+  ``{"reference": "urn:uuid:<id>"}`` and each entry's ``fullUrl`` is that same URN;
+* every resource carries a business ``identifier`` and its entry a ``request``: conditional
+  create (``POST <Type>`` + ``ifNoneExist``) or ``PUT <Type>/<id>`` (:func:`entry`);
+* organisations are logical references by ODS code (:func:`ods_reference`), never resources;
+* ``meta.profile`` names the UK Core profile, or the project's own profile where it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from fhir_iapt.fhir.ids import if_none_exist
+from fhir_iapt.fhir.options import RequestMethod
+from fhir_iapt.records import PatientData
+from fhir_iapt.scoring.instruments import InstrumentSpec
+from fhir_iapt.systems import (
+    LOINC,
+    NHS_NUMBER,
+    NHS_NUMBER_VERIFICATION_CS,
+    NHS_NUMBER_VERIFICATION_EXT,
+    OBSERVATION_CATEGORY,
+    ODS_ORGANIZATION,
+    UCUM,
+    project_url,
+    ukcore_profile,
+)
+
+Resource = dict[str, Any]
+Reference = dict[str, Any]
+
+#: The project's profiles (StructureDefinitions shipped in ``profiles/``).
+SERVICE_REQUEST_PROFILE = project_url("StructureDefinition", "IaptLtcServiceRequest")
+QUESTIONNAIRE_RESPONSE_PROFILE = project_url(
+    "StructureDefinition", "IaptLtcQuestionnaireResponse"
+)
+SCORE_OBSERVATION_PROFILE = project_url("StructureDefinition", "IaptScoreObservation")
+
+
+# --- small values -------------------------------------------------------------------------------
+
+
+def urn(resource_id: str) -> str:
+    """``urn:uuid:<id>``: the fullUrl of an entry and the target of in-bundle references."""
+    return f"urn:uuid:{resource_id}"
+
+
+def reference(resource: Mapping[str, Any]) -> Reference:
+    """A reference to a resource of the same bundle (by its ``urn:uuid`` fullUrl)."""
+    return {"reference": f"urn:uuid:{resource['id']}"}
+
+
+def ods_reference(ods_code: str) -> Reference:
+    """A logical reference to an organisation by its ODS code."""
+    return {"type": "Organization", "identifier": {"system": ODS_ORGANIZATION, "value": ods_code}}
+
+
+def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    """A Coding dict (``display`` left out when not known)."""
+    out = {"system": system, "code": code}
+    if display:
+        out["display"] = display
+    return out
+
+
+def concept(codings: Iterable[Mapping[str, Any]], text: str | None = None) -> dict[str, Any]:
+    """A CodeableConcept from Coding dicts (copied, so bundles never share mutable parts)."""
+    out: dict[str, Any] = {"coding": [dict(c) for c in codings]}
+    if text:
+        out["text"] = text
+    return out
+
+
+def meta(profile: str) -> dict[str, list[str]]:
+    """``meta`` claiming one profile."""
+    return {"profile": [profile]}
+
+
+def fhir_date(value: date) -> str:
+    """A FHIR ``date`` (also a valid ``dateTime``): ``YYYY-MM-DD``."""
+    return value.isoformat()
+
+
+def json_number(value: Decimal | int | float) -> int | float:
+    """A JSON number for a Decimal or int (integral values stay ints: ``48``, not ``48.0``)."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    return value
+
+
+def observation_category(code: str) -> dict[str, Any]:
+    """An ``Observation.category`` entry from the HL7 observation-category code system."""
+    return {"coding": [{"system": OBSERVATION_CATEGORY, "code": code}]}
+
+
+def score_quantity(total: int) -> dict[str, Any]:
+    """A score as a Quantity in UCUM ``{score}`` (DOMAIN.md: scores use UCUM ``{score}``)."""
+    return {"value": total, "unit": "{score}", "system": UCUM, "code": "{score}"}
+
+
+# --- bundle entries -----------------------------------------------------------------------------
+
+
+def entry(
+    resource: Resource,
+    *,
+    identifier: Mapping[str, str],
+    method: RequestMethod = "conditional-create",
+) -> dict[str, Any]:
+    """A transaction entry for ``resource``.
+
+    ``conditional-create``: ``POST <Type>`` with ``ifNoneExist: identifier=<system>|<value>``,
+    so a resource already on the server (same business identifier) is reused, not duplicated.
+    ``put``: ``PUT <Type>/<id>`` (create or overwrite under our deterministic id).
+    """
+    resource_type = resource["resourceType"]
+    request: dict[str, str]
+    if method == "put":
+        request = {"method": "PUT", "url": f"{resource_type}/{resource['id']}"}
+    else:
+        request = {
+            "method": "POST",
+            "url": resource_type,
+            "ifNoneExist": if_none_exist(dict(identifier)),
+        }
+    return {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource, "request": request}
+
+
+def transaction_bundle(bundle_id: str, entries: Sequence[Mapping[str, Any]]) -> Resource:
+    """A transaction Bundle (no ``timestamp``: the bytes must not depend on when we ran)."""
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "type": "transaction",
+        "entry": list(entries),
+    }
+
+
+# --- resources ----------------------------------------------------------------------------------
+
+
+def nhs_number_identifier(nhs_number: str, verification: str | None = None) -> dict[str, Any]:
+    """The UK Core NHS number identifier, with its verification status when known."""
+    out: dict[str, Any] = {}
+    if verification:
+        out["extension"] = [
+            {
+                "url": NHS_NUMBER_VERIFICATION_EXT,
+                "valueCodeableConcept": {
+                    "coding": [{"system": NHS_NUMBER_VERIFICATION_CS, "code": verification}]
+                },
+            }
+        ]
+    out["system"] = NHS_NUMBER
+    out["value"] = nhs_number
+    return out
+
+
+def patient_resource(patient: PatientData, resource_id: str) -> Resource:
+    """A UK Core Patient: NHS number (+ verification status), name, gender, birth date, GP.
+
+    ``resource_id`` is normally ``shared_resource_id(ns, "Patient", NHS_NUMBER, nhs_number)``
+    (one patient, one id across records; see :mod:`fhir_iapt.fhir.ids` for the privacy note).
+    The GP practice is a logical reference by ODS code.
+    """
+    resource: Resource = {
+        "resourceType": "Patient",
+        "id": resource_id,
+        "meta": meta(ukcore_profile("Patient")),
+        "identifier": [
+            nhs_number_identifier(patient.nhs_number, patient.nhs_number_verification)
+        ],
+    }
+    if patient.family or patient.given:
+        name: dict[str, Any] = {}
+        if patient.family:
+            name["family"] = patient.family
+        if patient.given:
+            name["given"] = list(patient.given)
+        resource["name"] = [name]
+    if patient.sex:
+        resource["gender"] = patient.sex
+    if patient.birth_date:
+        resource["birthDate"] = fhir_date(patient.birth_date)
+    if patient.gp_practice_ods:
+        resource["generalPractitioner"] = [ods_reference(patient.gp_practice_ods)]
+    return resource
+
+
+def practitioner_resource(
+    resource_id: str,
+    *,
+    identifier: Mapping[str, str],
+    name: str | None = None,
+) -> Resource:
+    """A UK Core Practitioner with one identifier and the name as free text."""
+    resource: Resource = {
+        "resourceType": "Practitioner",
+        "id": resource_id,
+        "meta": meta(ukcore_profile("Practitioner")),
+        "identifier": [dict(identifier)],
+    }
+    if name:
+        resource["name"] = [{"text": name}]
+    return resource
+
+
+def practitioner_role_resource(
+    resource_id: str,
+    *,
+    identifier: Mapping[str, str],
+    practitioner: Reference,
+    organization: Reference,
+) -> Resource:
+    """A UK Core PractitionerRole: this practitioner, acting for this organisation."""
+    return {
+        "resourceType": "PractitionerRole",
+        "id": resource_id,
+        "meta": meta(ukcore_profile("PractitionerRole")),
+        "identifier": [dict(identifier)],
+        "practitioner": practitioner,
+        "organization": organization,
+    }
+
+
+@cache
+def _answer_codings(instrument: str) -> tuple[dict[int, dict[str, str]], ...]:
+    """Per item (scored then unscored), score -> answer valueCoding, from instruments.yaml."""
+    from fhir_iapt.scoring.instruments import instrument_spec
+
+    spec = instrument_spec(instrument)
+    return tuple(
+        {opt.score: coding(LOINC, opt.code, opt.display) for opt in item.answers}
+        for item in spec.all_items
+    )
+
+
+def questionnaire_url(spec: InstrumentSpec) -> str:
+    """The canonical Questionnaire the project ships for an instrument."""
+    return project_url("Questionnaire", spec.slug)
+
+
+def questionnaire_response(
+    resource_id: str,
+    *,
+    identifier: Mapping[str, str],
+    spec: InstrumentSpec,
+    answers: Sequence[int | None],
+    subject: Reference,
+    authored: date,
+    author: Reference | None = None,
+) -> Resource:
+    """A completed QuestionnaireResponse for an instrument, one item per answered question.
+
+    ``answers[i]`` is the score of item ``i`` in the table order (scored items, then unscored
+    ones such as PHQ-9 item 10); ``None`` answers are left out. Each item's ``linkId`` is the
+    item's LOINC code (the shipped Questionnaire uses the same linkIds) and its answer the LOINC
+    answer (``LA…``) whose score it is. Answers must already be scored (range-checked) by
+    :func:`fhir_iapt.scoring.score_instrument`.
+    """
+    per_item = _answer_codings(spec.name)
+    items: list[dict[str, Any]] = []
+    all_items = spec.all_items
+    for index, value in enumerate(answers):
+        if value is None:
+            continue
+        items.append(
+            {
+                "linkId": all_items[index].code,
+                "answer": [{"valueCoding": dict(per_item[index][value])}],
+            }
+        )
+    resource: Resource = {
+        "resourceType": "QuestionnaireResponse",
+        "id": resource_id,
+        "meta": meta(QUESTIONNAIRE_RESPONSE_PROFILE),
+        "identifier": dict(identifier),
+        "questionnaire": questionnaire_url(spec),
+        "status": "completed",
+        "subject": subject,
+        "authored": fhir_date(authored),
+    }
+    if author is not None:
+        resource["author"] = author
+    resource["item"] = items
+    return resource
+
+
+def score_observation(
+    resource_id: str,
+    *,
+    identifier: Mapping[str, str],
+    spec: InstrumentSpec,
+    total: int,
+    subject: Reference,
+    effective: date,
+    performer: Reference | None = None,
+    derived_from: Reference | None = None,
+) -> Resource:
+    """A final ``survey`` Observation of an instrument's total score.
+
+    ``code`` carries every total-score coding of the instrument (LOINC, and SNOMED CT where the
+    table has one); the value is a UCUM ``{score}`` Quantity; ``derivedFrom`` points at the
+    QuestionnaireResponse the total was computed from.
+    """
+    resource: Resource = {
+        "resourceType": "Observation",
+        "id": resource_id,
+        "meta": meta(SCORE_OBSERVATION_PROFILE),
+        "identifier": [dict(identifier)],
+        "status": "final",
+        "category": [observation_category("survey")],
+        "code": concept(t.to_fhir() for t in spec.totals),
+        "subject": subject,
+        "effectiveDateTime": fhir_date(effective),
+    }
+    if performer is not None:
+        resource["performer"] = [performer]
+    resource["valueQuantity"] = score_quantity(total)
+    if derived_from is not None:
+        resource["derivedFrom"] = [derived_from]
+    return resource
+
+
+__all__ = [
+    "QUESTIONNAIRE_RESPONSE_PROFILE",
+    "SCORE_OBSERVATION_PROFILE",
+    "SERVICE_REQUEST_PROFILE",
+    "Reference",
+    "Resource",
+    "coding",
+    "concept",
+    "entry",
+    "fhir_date",
+    "json_number",
+    "meta",
+    "nhs_number_identifier",
+    "observation_category",
+    "ods_reference",
+    "patient_resource",
+    "practitioner_resource",
+    "practitioner_role_resource",
+    "questionnaire_response",
+    "questionnaire_url",
+    "reference",
+    "score_observation",
+    "score_quantity",
+    "transaction_bundle",
+    "urn",
+]

@@ -1,0 +1,353 @@
+"""Build: one canonical :class:`~fhir_iapt.records.ReferralRecord` -> one transaction Bundle.
+
+The Bundle holds, in this order (issue 2):
+
+* the **Patient** (UK Core; id keyed by NHS number, shared across records);
+* the referring clinician, when the record names one: a **Practitioner** (id keyed by the
+  clinician's identifier when there is one, else by the record) and a **PractitionerRole** tying
+  them to the clinic's ODS code. That role is the requester, the QuestionnaireResponse author and
+  the Observation performer; with no clinician named, the clinic itself (a logical Organization
+  reference by ODS code) is;
+* a **Condition** per long-term condition (SNOMED CT, ``problem-list-item``, active);
+* a context **Observation** per measurement (codes, units and categories from
+  ``mappings/tables/context.yaml``: quantities as UCUM Quantities, MRC grade and NYHA class as
+  coded values);
+* per screening instrument, a **QuestionnaireResponse** (against the shipped Questionnaire) and a
+  score **Observation** derived from it (total from :func:`fhir_iapt.scoring.score_instrument`);
+* the **ServiceRequest** (the referral itself), identified by the clinic's record id, whose
+  ``reasonReference`` points at the Conditions and ``supportingInfo`` at everything else.
+
+Whether a visit is referred at all (decision, consent) is decided before this module is called
+(:func:`fhir_iapt.pipeline.referral_result`); here every record becomes a bundle.
+
+Ids, identifiers and conditional-create keys are deterministic (:mod:`fhir_iapt.fhir.ids`), so
+the same record always gives byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from fhir_iapt._data import load_table
+from fhir_iapt.errors import Issue, RecordError
+from fhir_iapt.fhir.common import (
+    SERVICE_REQUEST_PROFILE,
+    Reference,
+    Resource,
+    coding,
+    concept,
+    entry,
+    fhir_date,
+    json_number,
+    meta,
+    observation_category,
+    ods_reference,
+    patient_resource,
+    practitioner_resource,
+    practitioner_role_resource,
+    questionnaire_response,
+    reference,
+    score_observation,
+    transaction_bundle,
+)
+from fhir_iapt.fhir.ids import (
+    project_identifier_system,
+    record_identifier,
+    record_resource_id,
+    shared_resource_id,
+)
+from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
+from fhir_iapt.records import ContextValue, ReferralRecord
+from fhir_iapt.scoring.instruments import instrument_spec, score_instrument
+from fhir_iapt.systems import (
+    NHS_NUMBER,
+    SNOMED,
+    SOURCE_OF_SERVICE_REQUEST_EXT,
+    ukcore_profile,
+)
+
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+
+#: Build-stage record errors (the mapping should have caught these; the builder says so anyway).
+UNKNOWN_CODED_VALUE = "FI391"
+REFERRER_WITHOUT_SYSTEM = "FI392"
+
+
+@dataclass(frozen=True, slots=True)
+class _ContextKind:
+    code: dict[str, Any]
+    category: str
+    unit: dict[str, str] | None
+    values: Mapping[str, dict[str, str]]
+
+
+@cache
+def _context_kinds() -> Mapping[str, _ContextKind]:
+    table = load_table("context")["kinds"]
+    kinds: dict[str, _ContextKind] = {}
+    for name, raw in table.items():
+        code = raw["code"]
+        unit = raw.get("unit")
+        kinds[str(name)] = _ContextKind(
+            code={"coding": [coding(str(code["system"]), str(code["code"]), code.get("display"))]},
+            category=str(raw["category"]),
+            unit={k: str(v) for k, v in unit.items()} if unit else None,
+            values={
+                str(key): coding(str(v["system"]), str(v["code"]), v.get("display"))
+                for key, v in (raw.get("values") or {}).items()
+            },
+        )
+    return kinds
+
+
+def _context_value(
+    record: ReferralRecord, value: ContextValue, kind: _ContextKind
+) -> tuple[str, Any]:
+    """``(value[x] name, value)`` for one context measurement."""
+    if kind.values:
+        key = str(value.value).strip()
+        found = kind.values.get(key)
+        if found is None:
+            raise RecordError(
+                f"{value.kind} value is not one of the coded values in context.yaml",
+                issues=[
+                    Issue(
+                        diagnostics=(
+                            f"{value.kind} value is not one of the coded values in context.yaml"
+                        ),
+                        code="code-invalid",
+                        location=record.location.with_field(value.kind),
+                        error_code=UNKNOWN_CODED_VALUE,
+                    )
+                ],
+                location=record.location.with_field(value.kind),
+                error_code=UNKNOWN_CODED_VALUE,
+            )
+        return "valueCodeableConcept", {"coding": [dict(found)]}
+    if isinstance(value.value, str):
+        raise RecordError(
+            f"{value.kind} needs a number",
+            location=record.location.with_field(value.kind),
+            error_code=UNKNOWN_CODED_VALUE,
+        )
+    quantity: dict[str, Any] = {"value": json_number(value.value)}
+    if kind.unit is not None:
+        quantity.update(kind.unit)
+    return "valueQuantity", quantity
+
+
+class _Bundle:
+    """Collects entries for one record, minting deterministic ids and identifiers."""
+
+    __slots__ = ("entries", "method", "ns", "record_id", "source_system")
+
+    def __init__(self, record: ReferralRecord, options: BuildOptions) -> None:
+        self.ns = options.id_namespace
+        self.method = options.request_method
+        self.source_system = record.source_system
+        self.record_id = record.record_id
+        self.entries: list[dict[str, Any]] = []
+
+    def own_id(self, role: str) -> str:
+        return record_resource_id(self.ns, self.source_system, self.record_id, role)
+
+    def own_identifier(self, role: str) -> dict[str, str]:
+        return record_identifier(self.source_system, self.record_id, role)
+
+    def add(self, resource: Resource, identifier: Mapping[str, str]) -> Reference:
+        self.entries.append(entry(resource, identifier=identifier, method=self.method))
+        return reference(resource)
+
+
+def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
+    """Add the referring clinician (Practitioner + PractitionerRole) and return who acted.
+
+    With no clinician named, the clinic (by ODS code) is the requester and author.
+    """
+    referral = record.referral
+    if not (referral.referrer_id or referral.referrer_name):
+        return ods_reference(record.clinic_ods)
+    if referral.referrer_id:
+        if not referral.referrer_id_system:
+            raise RecordError(
+                "referrer_id needs referrer_id_system (the identifier's namespace)",
+                location=record.location.with_field("referrer_id_system"),
+                error_code=REFERRER_WITHOUT_SYSTEM,
+            )
+        practitioner_identifier = {
+            "system": referral.referrer_id_system,
+            "value": referral.referrer_id,
+        }
+        practitioner_id = shared_resource_id(
+            bundle.ns, "Practitioner", referral.referrer_id_system, referral.referrer_id
+        )
+    else:
+        practitioner_identifier = bundle.own_identifier("Practitioner")
+        practitioner_id = bundle.own_id("Practitioner")
+    practitioner = practitioner_resource(
+        practitioner_id, identifier=practitioner_identifier, name=referral.referrer_name
+    )
+    practitioner_ref = bundle.add(practitioner, practitioner_identifier)
+    # One role per (practitioner, clinic): shared across records like the practitioner.
+    role_id = shared_resource_id(
+        bundle.ns, "PractitionerRole", practitioner_id, record.clinic_ods
+    )
+    role_identifier = {"system": project_identifier_system("practitioner-role"), "value": role_id}
+    role = practitioner_role_resource(
+        role_id,
+        identifier=role_identifier,
+        practitioner=practitioner_ref,
+        organization=ods_reference(record.clinic_ods),
+    )
+    return bundle.add(role, role_identifier)
+
+
+def build_referral_bundle(
+    record: ReferralRecord, options: BuildOptions = DEFAULT_OPTIONS
+) -> dict[str, Any]:
+    """The transaction Bundle for one referred, consented visit (see the module docstring).
+
+    Raises :class:`~fhir_iapt.errors.RecordError` (a :class:`~fhir_iapt.errors.ScoringError`
+    for screenings) when the record cannot be expressed: the caller turns it into a rejection.
+    """
+    bundle = _Bundle(record, options)
+    event_date = record.event_date
+    patient = record.patient
+
+    patient_identifier = {"system": NHS_NUMBER, "value": patient.nhs_number}
+    patient_id = shared_resource_id(bundle.ns, "Patient", NHS_NUMBER, patient.nhs_number)
+    subject = bundle.add(patient_resource(patient, patient_id), patient_identifier)
+    actor = _requester(record, bundle)
+    actor_is_person = "reference" in actor
+
+    reasons: list[Reference] = []
+    for index, condition in enumerate(record.conditions):
+        role = f"Condition/{index}"
+        identifier = bundle.own_identifier(role)
+        resource: Resource = {
+            "resourceType": "Condition",
+            "id": bundle.own_id(role),
+            "meta": meta(ukcore_profile("Condition")),
+            "identifier": [identifier],
+            "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+            "category": [
+                {"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}
+            ],
+            "code": concept(
+                [coding(SNOMED, condition.snomed, condition.display)], condition.text
+            ),
+            "subject": subject,
+            "recordedDate": fhir_date(event_date),
+        }
+        if actor_is_person:
+            resource["recorder"] = actor
+        reasons.append(bundle.add(resource, identifier))
+
+    supporting: list[Reference] = []
+    kinds = _context_kinds()
+    kind_counts: dict[str, int] = {}
+    for value in record.context:
+        n = kind_counts.get(value.kind, 0)
+        kind_counts[value.kind] = n + 1
+        role = f"Observation/{value.kind}/{n}"
+        kind = kinds[value.kind]
+        value_key, value_value = _context_value(record, value, kind)
+        identifier = bundle.own_identifier(role)
+        observation: Resource = {
+            "resourceType": "Observation",
+            "id": bundle.own_id(role),
+            "meta": meta(ukcore_profile("Observation")),
+            "identifier": [identifier],
+            "status": "final",
+            "category": [observation_category(kind.category)],
+            "code": {"coding": [dict(c) for c in kind.code["coding"]]},
+            "subject": subject,
+            "effectiveDateTime": fhir_date(value.effective or event_date),
+            "performer": [actor],
+            value_key: value_value,
+        }
+        supporting.append(bundle.add(observation, identifier))
+
+    seen: dict[str, int] = {}
+    for screening in record.screenings:
+        spec = instrument_spec(screening.instrument, location=record.location)
+        score = score_instrument(
+            screening.instrument,
+            screening.answers,
+            location=record.location.with_field(screening.instrument),
+        )
+        n = seen.get(spec.name, 0)
+        seen[spec.name] = n + 1
+        suffix = spec.name if n == 0 else f"{spec.name}/{n}"
+        when = screening.date or event_date
+        qr_role = f"QuestionnaireResponse/{suffix}"
+        qr_identifier = bundle.own_identifier(qr_role)
+        qr = questionnaire_response(
+            bundle.own_id(qr_role),
+            identifier=qr_identifier,
+            spec=spec,
+            answers=screening.answers,
+            subject=subject,
+            authored=when,
+            author=actor,
+        )
+        qr_ref = bundle.add(qr, qr_identifier)
+        obs_role = f"Observation/score/{suffix}"
+        obs_identifier = bundle.own_identifier(obs_role)
+        obs = score_observation(
+            bundle.own_id(obs_role),
+            identifier=obs_identifier,
+            spec=spec,
+            total=score.total,
+            subject=subject,
+            effective=when,
+            performer=actor,
+            derived_from=qr_ref,
+        )
+        supporting.append(qr_ref)
+        supporting.append(bundle.add(obs, obs_identifier))
+
+    referral = record.referral
+    sr_identifier = record_identifier(record.source_system, record.record_id)
+    service_request: Resource = {
+        "resourceType": "ServiceRequest",
+        "id": bundle.own_id("ServiceRequest"),
+        "meta": meta(SERVICE_REQUEST_PROFILE),
+    }
+    if referral.source_snomed:
+        service_request["extension"] = [
+            {
+                "url": SOURCE_OF_SERVICE_REQUEST_EXT,
+                "valueCodeableConcept": {"coding": [coding(SNOMED, referral.source_snomed)]},
+            }
+        ]
+    service_request["identifier"] = [sr_identifier]
+    service_request["status"] = "active"
+    service_request["intent"] = "order"
+    if options.service_category:
+        service_request["category"] = [
+            {"coding": [c.to_fhir()]} for c in options.service_category
+        ]
+    service_request["priority"] = options.priority
+    service_request["code"] = {"coding": [options.service_code.to_fhir()]}
+    service_request["subject"] = subject
+    service_request["authoredOn"] = fhir_date(event_date)
+    service_request["requester"] = actor
+    if referral.performer_ods:
+        service_request["performer"] = [ods_reference(referral.performer_ods)]
+    if reasons:
+        service_request["reasonReference"] = reasons
+    if supporting:
+        service_request["supportingInfo"] = supporting
+    if referral.reason:
+        service_request["note"] = [{"text": referral.reason}]
+    bundle.add(service_request, sr_identifier)
+
+    return transaction_bundle(bundle.own_id("Bundle"), bundle.entries)
+
+
+__all__ = ["build_referral_bundle"]
