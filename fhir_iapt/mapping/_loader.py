@@ -1,0 +1,185 @@
+"""Load a mapping file: find it, check all of it, compile it, once.
+
+``load_mapping("diabetes-csv")`` loads a bundled mapping; a path loads any file. The result is
+cached per file and modification time. Every problem in the file is reported together, as one
+:class:`~fhir_iapt.errors.MappingError` whose issues locate each problem by line and key, before
+any record is read.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+from fhir_iapt._data import mappings_dir
+from fhir_iapt.errors import Location, MappingError
+from fhir_iapt.mapping import _compile as compile_
+from fhir_iapt.mapping._model import Mapping, ScreeningSpec, TargetName
+from fhir_iapt.mapping._yaml import Node, Problems, compose
+from fhir_iapt.mapping.targets import TARGETS, target_factory, target_fields
+from fhir_iapt.sources import FORMATS, SourceFormat
+from fhir_iapt.sources._xml import record_path_tags
+
+FORMAT_VERSION = 1
+_TOP_KEYS = (
+    "format", "name", "target", "input", "source_system", "constants", "fields", "groups",
+    "screenings",
+)
+_INPUT_KEYS: dict[str, tuple[str, ...]] = {
+    "csv": ("format", "delimiter", "quotechar"),
+    "json": ("format", "layout"),
+    "xml": ("format", "record"),
+}
+
+
+def bundled_mappings() -> list[str]:
+    """The names of the mappings shipped with the package (``mappings/<name>.yaml``)."""
+    return sorted(p.stem for p in mappings_dir().glob("*.yaml"))
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    text = os.fspath(name_or_path)
+    looks_like_path = (
+        isinstance(name_or_path, os.PathLike)
+        or text.endswith((".yaml", ".yml"))
+        or os.sep in text
+        or "/" in text
+    )
+    if looks_like_path:
+        path = Path(text)
+        if not path.is_file():
+            raise MappingError(
+                "the mapping file does not exist", location=Location(file=text), error_code="FI202"
+            )
+        return path.resolve()
+    path = mappings_dir() / f"{text}.yaml"
+    if not path.is_file():
+        raise MappingError(
+            f"there is no bundled mapping {text!r} (bundled: {', '.join(bundled_mappings())})",
+            location=Location(file=text),
+            error_code="FI202",
+        )
+    return path.resolve()
+
+
+def load_mapping(name_or_path: str | os.PathLike[str]) -> Mapping:
+    """Load, check and compile a mapping (a bundled name or a path); raises MappingError."""
+    path = _resolve(name_or_path)
+    return _load(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _load(path: Path, mtime_ns: int) -> Mapping:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    problems = Problems(path.name)
+    if not text.lstrip("\ufeff").startswith("#"):
+        problems.add("a mapping opens with a comment header naming the source fields it reads", 1)
+    root = compose(text, problems)
+    top = root.items(_TOP_KEYS)
+    for key in ("format", "target", "input", "source_system", "fields"):
+        if key not in top:
+            problems.add(f"the mapping needs {key}:", root.line, key)
+    problems.raise_if_any()
+    mapping = _build(path, top, problems)
+    problems.raise_if_any()
+    return mapping
+
+
+def _input(node: Node, problems: Problems) -> tuple[SourceFormat, dict[str, Any]]:
+    entries = node.items(("format", "delimiter", "quotechar", "layout", "record"))
+    if "format" not in entries:
+        node.fail("input needs format: csv, json or xml")
+    fmt = entries["format"].text()
+    if fmt not in FORMATS:
+        entries["format"].fail(f"unknown input format {fmt!r} (expected csv, json or xml)")
+    options: dict[str, Any] = {}
+    for key, child in entries.items():
+        if key not in _INPUT_KEYS[fmt]:
+            child.add(f"{key} does not apply to {fmt} input")
+        elif key in ("delimiter", "quotechar"):
+            value = child.value()
+            if not isinstance(value, str) or len(value) != 1:
+                child.add(f"{key} is one character")
+            options[key] = value
+        elif key == "layout":
+            value = child.text()
+            if value not in ("auto", "array", "ndjson"):
+                child.add("layout is auto, array or ndjson")
+            options[key] = value
+        elif key == "record":
+            value = child.text()
+            try:
+                record_path_tags(value)
+            except ValueError as exc:
+                child.add(str(exc))
+            options[key] = value
+    if fmt == "xml" and "record" not in entries:
+        node.add("xml input needs record: /Root/Record (the path of the record elements)")
+    return fmt, options
+
+
+def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
+    version = top["format"].value()
+    if version != FORMAT_VERSION:
+        top["format"].add(f"unknown mapping format version (this engine reads {FORMAT_VERSION})")
+    target = top["target"].text()
+    if target not in TARGETS:
+        top["target"].fail(f"unknown target {target!r} (expected one of: {', '.join(TARGETS)})")
+    try:
+        declared = target_fields(target)
+        factory = target_factory(target)
+    except (ImportError, AttributeError, TypeError) as exc:
+        top["target"].fail(f"the {target} target is not available: {type(exc).__name__}")
+    fmt, options = _input(top["input"], problems)
+    problems.raise_if_any()
+    source_system = top["source_system"].text()
+    if not source_system.startswith(("http://", "https://", "urn:")):
+        top["source_system"].add("source_system is an identifier system URI (https://... or urn:)")
+    name = top["name"].text() if "name" in top else path.stem
+    ctx = compile_.Context(fmt=fmt, folder=path.parent, columns=[])
+
+    constants: dict[str, Any] = {}
+    if "constants" in top:
+        for key, child in top["constants"].items().items():
+            if key not in declared.scalars:
+                child.add(f"the target has no field {key!r}")
+                continue
+            constants[key] = compile_.check_constant(child)
+    fields = compile_.scalar_fields(top["fields"], ctx, declared.scalars, declared.required)
+    mapped = {f.target for f in fields} | set(constants)
+    for spec in fields:
+        if spec.display_to is not None and spec.display_to in mapped:
+            problems.add(f"display_to {spec.display_to!r} is also mapped", top["fields"].line,
+                         f"fields.{spec.target}")
+    for required in sorted(declared.required - mapped):
+        problems.add(f"the {target} target needs {required!r} (a field or a constant)",
+                     top["fields"].line, "fields")
+    groups = compile_.groups(top["groups"], ctx, declared.groups) if "groups" in top else []
+    screenings: ScreeningSpec | None = None
+    if "screenings" in top:
+        if not declared.screenings:
+            top["screenings"].add(f"the {target} target takes no screenings")
+        else:
+            screenings = compile_.compile_screenings(top["screenings"], ctx)
+    if fmt == "csv":
+        options["required_columns"] = tuple(ctx.columns)
+    return Mapping(
+        name=name,
+        path=path,
+        target=cast(TargetName, target),
+        input_format=fmt,
+        input_options=MappingProxyType(options),
+        source_system=source_system,
+        constants=MappingProxyType(constants),
+        fields=tuple(fields),
+        groups=tuple(groups),
+        screenings=screenings,
+        factory=factory,
+        version=FORMAT_VERSION,
+    )
+
+
+__all__ = ["FORMAT_VERSION", "bundled_mappings", "load_mapping"]

@@ -1,0 +1,55 @@
+"""Read: turn a CSV, JSON (array or NDJSON) or XML export into a stream of source records.
+
+Every reader streams in constant memory and never raises for bad data: an unreadable record is
+yielded as a :class:`~fhir_iapt.errors.ReadError` *value* (with its location) and reading goes on;
+damage that ends the file (truncated XML, invalid UTF-8, a broken JSON array) is yielded as one
+ReadError locating it, after the records already read. Error codes::
+
+    FI101  a row or record cannot be read (wrong column count, malformed line, not an object)
+    FI102  the header is missing columns the mapping reads, or is empty or duplicated
+    FI103  the bytes are not UTF-8
+    FI104  the file is cut short or broken beyond that point (XML / JSON array)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO, Literal
+
+from fhir_iapt.errors import ReadError
+from fhir_iapt.sources._record import SourceRecord
+
+SourceFormat = Literal["csv", "json", "xml"]
+FORMATS: tuple[SourceFormat, ...] = ("csv", "json", "xml")
+
+
+def read_records(
+    stream: BinaryIO,
+    *,
+    name: str,
+    fmt: SourceFormat,
+    options: Mapping[str, Any] | None = None,
+) -> Iterator[SourceRecord | ReadError]:
+    """Yield the records of ``stream`` (binary) in order; ``name`` is the file name for locations.
+
+    ``options`` come from a mapping's ``input:`` section: csv ``delimiter``, ``quotechar``,
+    ``required_columns``; json ``layout`` (``auto``/``array``/``ndjson``); xml ``record`` (the
+    absolute path of the record elements, e.g. ``/RespiratoryClinicExport/Visit``).
+    """
+    opts: Mapping[str, Any] = options or {}
+    if fmt == "csv":
+        from fhir_iapt.sources._csv import read_csv
+
+        return read_csv(stream, name=name, options=opts)
+    if fmt == "json":
+        from fhir_iapt.sources._json import read_json
+
+        return read_json(stream, name=name, options=opts)
+    if fmt == "xml":
+        from fhir_iapt.sources._xml import read_xml
+
+        return read_xml(stream, name=name, options=opts)
+    raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "SourceFormat", "SourceRecord", "read_records"]

@@ -1,0 +1,175 @@
+"""JSON reader: a top-level array streamed item by item (ijson), or NDJSON line by line.
+
+``layout: auto`` (the default) looks at the first byte that is not white space (after any UTF-8
+byte-order mark): ``[`` means an array, anything else NDJSON. Numbers with a fraction become
+:class:`~decimal.Decimal` in both layouts. Parser messages are reduced to their first line: the
+parser would otherwise quote the input (patient data) back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any, BinaryIO
+
+import ijson  # type: ignore[import-untyped]
+
+from fhir_iapt.errors import Location, ReadError
+from fhir_iapt.sources._record import SourceRecord, read_error
+
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+
+
+class _Prefixed:
+    """A read()-able stream that first returns ``head`` (bytes already peeked), then the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._rest.read(size)
+
+
+def _peek(stream: BinaryIO) -> tuple[bytes, int | None]:
+    """Read up to the first significant byte; return what was read and that byte (or None)."""
+    head = b""
+    while True:
+        chunk = stream.read(64)
+        if not chunk:
+            return head, None
+        head += chunk
+        body = head[3:] if head.startswith(_BOM) else head
+        if len(head) < 3 and _BOM.startswith(head):
+            continue
+        stripped = body.lstrip(_WHITESPACE)
+        if stripped:
+            return head, stripped[0]
+
+
+def read_json(
+    stream: BinaryIO, *, name: str, options: Mapping[str, Any]
+) -> Iterator[SourceRecord | ReadError]:
+    """Yield one :class:`SourceRecord` per JSON object, or a ReadError value."""
+    layout = str(options.get("layout", "auto"))
+    head, first = _peek(stream)
+    if first is None:
+        return
+    if layout == "array" or (layout == "auto" and first == ord("[")):
+        body = head[3:] if head.startswith(_BOM) else head
+        yield from _array(_Prefixed(body, stream), name=name)
+    else:
+        yield from _ndjson(_Prefixed(head, stream), name=name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
+def _array(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
+    index = 0
+    items = ijson.items(stream, "item", use_float=False)
+    while True:
+        at = Location(file=name, row=index + 1, element=f"$[{index}]")
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except ijson.JSONError as exc:
+            reason = _first_line(exc)
+            if "UTF8" in reason or "UTF-8" in reason:
+                message, code = "the bytes are not UTF-8; reading stops here", "FI103"
+            elif "premature EOF" in reason:
+                message, code = "the JSON array is cut short; reading stops here", "FI104"
+            else:
+                message, code = f"the JSON array is broken ({reason}); reading stops here", "FI104"
+            yield read_error(message, at, error_code=code)
+            return
+        index += 1
+        if isinstance(item, dict):
+            yield SourceRecord(item, at)
+        else:
+            yield read_error(
+                f"the array item is a JSON {_json_type(item)}, not an object", at,
+                error_code="FI101",
+            )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _lines(stream: _Prefixed) -> Iterator[bytes]:
+    pending = b""
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            if pending:
+                yield pending
+            return
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from complete
+
+
+def _ndjson(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
+    row = 0
+    for line_number, raw in enumerate(_lines(stream), start=1):
+        data = raw[3:] if line_number == 1 and raw.startswith(_BOM) else raw
+        if not data.strip():
+            continue
+        row += 1
+        at = Location(file=name, row=row, line=line_number)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield read_error("the bytes are not UTF-8; reading stops here", at, error_code="FI103")
+            return
+        try:
+            value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        except json.JSONDecodeError as exc:
+            yield read_error(
+                f"the line is not valid JSON ({exc.msg} at column {exc.colno})", at,
+                error_code="FI101",
+            )
+            continue
+        except ValueError:
+            yield read_error(
+                "the line is not valid JSON (NaN and Infinity are not JSON numbers)", at,
+                error_code="FI101",
+            )
+            continue
+        if isinstance(value, dict):
+            yield SourceRecord(value, at)
+        else:
+            yield read_error(
+                f"the line is a JSON {_json_type(value)}, not an object", at, error_code="FI101"
+            )
+
+
+__all__ = ["read_json"]
