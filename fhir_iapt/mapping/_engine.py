@@ -114,7 +114,7 @@ def _group(group: GroupSpec, data: Any, at: Location, issues: list[Issue]) -> li
     out: list[dict[str, Any]] = []
     for item, where in zip(items, places, strict=True):
         raws = [_raw(spec.path, item, where, issues) for spec in group.fields]
-        if all(raw is None for raw in raws):
+        if all(raw is None for raw in raws) and not any(spec.required for spec in group.fields):
             continue
         values: dict[str, Any] = {}
         for spec, raw in zip(group.fields, raws, strict=True):

@@ -126,7 +126,8 @@ def _xml(text: str) -> SourcePath:
         if isinstance(result, list) and result:
             first: Any = result[0]
             if etree.iselement(first):
-                return int(first.sourceline) if first.sourceline else None
+                found: Any = first.sourceline
+                return int(found) if found else None
             getparent = getattr(first, "getparent", None)
             parent = getparent() if getparent is not None else None
             if parent is not None and parent.sourceline:
