@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
 from fhir_iapt.client._errors import outcome_of, parse_json, redacted_url
@@ -143,14 +144,13 @@ class _OAuthFlow(httpx.Auth, abc.ABC):
             request.headers["Authorization"] = f"Bearer {self._token.value}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        fetched_now = False
         if not self._fresh():
             yield from self._fetch()
-            fetched_now = True
         self._authorize(request)
         response = yield request
-        if response.status_code == 401 and not fetched_now:
-            # The server no longer takes our cached token (revoked, clock skew): one new token.
+        if response.status_code == 401:
+            # The server does not take the token (expired early, revoked, clock skew): one new
+            # token and one resend; a second 401 is the caller's AuthError.
             self._token = None
             yield from self._fetch()
             self._authorize(request)
@@ -207,7 +207,7 @@ def load_signing_key(private_key_pem: str | bytes, alg: SigningAlg) -> RSAKey | 
         raise ConfigError("SMART signing algorithm must be RS384 or ES384", error_code="FI802")
     try:
         key = import_key(private_key_pem, "RSA" if alg == "RS384" else "EC")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, JoseError) as exc:
         raise ConfigError(
             f"private key is not a PEM {'RSA' if alg == 'RS384' else 'EC'} key for {alg}",
             error_code="FI802",
