@@ -189,6 +189,14 @@ class Authenticator:
             return self._from_jwt(token, self._jwks)
         return self._from_api_key(token)
 
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The principal for an API key already verified (no scrypt), else None."""
+        if not authorization or authorization[:7].lower() != "bearer ":
+            return None
+        fingerprint = hashlib.sha256(authorization[7:].strip().encode("utf-8")).digest()
+        with self._lock:
+            return self._verified.get(fingerprint)
+
     def authorize(self, authorization: str | None, scope: str) -> Principal:
         """Authenticate, then require ``scope`` (403 when the caller lacks it)."""
         principal = self.authenticate(authorization)

@@ -82,37 +82,50 @@ class DeliverySettings(_Frozen):
 
 
 class DestinationAuth(_Frozen):
-    """How the relay authenticates to a destination FHIR server.
+    """How the relay authenticates to a destination (the client's auth modes).
 
     ``none``; ``bearer`` (a fixed ``token``); ``client_credentials`` (OAuth2: ``token_url``,
-    ``client_id``, ``client_secret``, optional ``scope``).
+    ``client_id``, ``client_secret``, optional ``scope``); ``smart_backend_services`` (SMART
+    Backend Services: ``token_url``, ``client_id``, ``private_key_file`` (PEM), ``kid``,
+    ``alg``, optional ``scope``). Secrets can come from the environment instead of the file,
+    e.g. ``FHIR_IAPT_DESTINATIONS__IAPT__AUTH__CLIENT_SECRET``.
     """
 
-    kind: Literal["none", "bearer", "client_credentials"] = "none"
+    kind: Literal["none", "bearer", "client_credentials", "smart_backend_services"] = "none"
     token: str | None = None
-    token_url: str | None = None
+    token_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     client_id: str | None = None
     client_secret: str | None = None
+    private_key_file: Path | None = None
+    kid: str | None = None
+    alg: Literal["RS384", "ES384"] = "RS384"
     scope: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> DestinationAuth:
-        if self.kind == "bearer" and not self.token:
-            raise ValueError("auth kind 'bearer' needs 'token'")
-        if self.kind == "client_credentials" and not (
-            self.token_url and self.client_id and self.client_secret
-        ):
-            raise ValueError(
-                "auth kind 'client_credentials' needs 'token_url', 'client_id' and 'client_secret'"
-            )
+        needs: dict[str, tuple[str, ...]] = {
+            "bearer": ("token",),
+            "client_credentials": ("token_url", "client_id", "client_secret"),
+            "smart_backend_services": ("token_url", "client_id", "private_key_file", "kid"),
+        }
+        missing = [k for k in needs.get(self.kind, ()) if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"auth kind {self.kind!r} needs {', '.join(missing)}")
         return self
+
+    def __repr_args__(self) -> Any:
+        secret = {"token", "client_secret"}
+        return [(k, "<redacted>" if k in secret and v else v) for k, v in super().__repr_args__()]
 
 
 class Destination(_Frozen):
-    """A FHIR server the relay delivers to."""
+    """A FHIR server the relay delivers to (TLS: ``ca_bundle``, ``client_cert``/``client_key``)."""
 
     base_url: Annotated[str, Field(pattern=r"^https?://")]
     auth: DestinationAuth = DestinationAuth()
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 class ReferralRouting(_Frozen):
@@ -222,6 +235,29 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
             node[path[-1]] = _env_value(raw)
 
 
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the file's relative paths relative to the file (so it works from any directory)."""
+
+    def fix(node: Any, key: str, default: str | None = None) -> None:
+        if not isinstance(node, dict):
+            return
+        value = node.get(key, default)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            node[key] = str(base / value)
+
+    fix(data.setdefault("store", {}), "data_dir", "relay-data")
+    auth = data.get("auth")
+    if isinstance(auth, dict):
+        fix(auth.get("jwt"), "jwks_file")
+    destinations = data.get("destinations")
+    if isinstance(destinations, dict):
+        for dest in destinations.values():
+            for key in ("ca_bundle", "client_cert", "client_key"):
+                fix(dest, key)
+            if isinstance(dest, dict):
+                fix(dest.get("auth"), "private_key_file")
+
+
 def _issues(exc: ValidationError, source: str) -> list[Issue]:
     issues = []
     for err in exc.errors(include_url=False, include_input=False):
@@ -251,8 +287,8 @@ def load_settings(
 ) -> RelaySettings:
     """Read ``path`` (TOML; optional) and apply ``FHIR_IAPT_*`` overrides from ``env``.
 
-    A relative ``store.data_dir`` in the file is resolved against the file's folder, so a
-    config works from any working directory.
+    Relative paths in the file (``store.data_dir``, key and certificate files) are resolved
+    against the file's folder, so a config works from any working directory.
     """
     data: dict[str, Any] = {}
     source = "(environment)"
@@ -270,11 +306,7 @@ def load_settings(
             raise ConfigError(
                 f"the settings file is not valid TOML: {exc}", location=Location(file=source)
             ) from None
-        store = data.get("store")
-        if isinstance(store, dict) and isinstance(store.get("data_dir"), str):
-            data_dir = Path(store["data_dir"])
-            if not data_dir.is_absolute():
-                store["data_dir"] = str(Path(path).resolve().parent / data_dir)
+        _resolve_paths(data, Path(path).resolve().parent)
     _apply_env(data, env or {})
     return settings_from_mapping(data, source=source)
 

@@ -156,8 +156,17 @@ class Outbox:
         """Create the file and schema, take the directory lock, and release stale leases.
 
         Only one relay may own a data directory: a second gets a :class:`ConfigError`.
+        Opening an open outbox does nothing.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._lock_file is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the data directory: {exc.strerror or exc}",
+                location=Location(file=str(self.path.parent), field="store.data_dir"),
+            ) from None
         lock = (self.path.parent / "relay.lock").open("ab")
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -381,9 +390,9 @@ class Outbox:
                 return None
         return self.info(message_id)
 
-    def counts(self) -> dict[Status, int]:
+    def counts(self) -> dict[str, int]:
         """Messages by status (for metrics and readiness)."""
-        out: dict[Status, int] = dict.fromkeys(STATUSES, 0)
+        out: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for status, count in self._conn().execute(
             "SELECT status, COUNT(*) FROM messages GROUP BY status"
         ):

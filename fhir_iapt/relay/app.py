@@ -1,0 +1,246 @@
+"""The relay's FastAPI app: ``create_app(settings)``, its lifespan, error handlers and audit.
+
+The app owns, for its lifetime: the outbox (opened at start, which releases leases a killed
+predecessor left), one FHIR client per destination, the delivery worker, the authenticator and
+the metrics. Routes live in :mod:`fhir_iapt.relay.routes` and read the settings through the
+:func:`get_settings` dependency (tests may override it).
+
+Every error answer is an OperationOutcome (``application/fhir+json``): 400 malformed request,
+401/403 auth, 404, 413 body too large, 415 wrong Content-Type, 422 nothing acceptable, 500.
+Every request leaves one AuditEvent line (:mod:`fhir_iapt.relay.audit`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fhir_iapt.errors import Issue, operation_outcome
+from fhir_iapt.relay.audit import AuditRecord, audit_event, safe_query, write_audit
+from fhir_iapt.relay.destinations import make_clients
+from fhir_iapt.relay.intake import IntakeError
+from fhir_iapt.relay.metrics import RelayMetrics
+from fhir_iapt.relay.security import Authenticator, AuthFailure
+from fhir_iapt.relay.settings import RelaySettings
+from fhir_iapt.relay.store import Outbox
+from fhir_iapt.relay.worker import DeliveryWorker, Transactor
+
+FHIR_JSON = "application/fhir+json"
+_log = logging.getLogger("fhir_iapt.relay")
+
+#: HTTP status -> FHIR IssueType for answers raised by the framework.
+_ISSUE_TYPES: dict[int, str] = {
+    400: "structure",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "invalid",
+}
+
+
+@dataclass(slots=True)
+class RelayRuntime:
+    """What the app holds while it runs (``app.state.relay``)."""
+
+    settings: RelaySettings
+    outbox: Outbox
+    authenticator: Authenticator
+    metrics: RelayMetrics
+    worker: DeliveryWorker | None = None
+
+
+def get_settings(request: Request) -> RelaySettings:
+    """The settings dependency (override with ``app.dependency_overrides`` in tests)."""
+    settings: RelaySettings = request.app.state.relay.settings
+    return settings
+
+
+def get_runtime(request: Request) -> RelayRuntime:
+    runtime: RelayRuntime = request.app.state.relay
+    return runtime
+
+
+def fhir_response(
+    body: Mapping[str, Any], status_code: int, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status_code, media_type=FHIR_JSON, headers=headers
+    )
+
+
+def outcome_response(
+    status_code: int, diagnostics: str, *, code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    issue = Issue(diagnostics, code=code or _ISSUE_TYPES.get(status_code, "processing"))
+    return fhir_response(operation_outcome([issue]), status_code, headers)
+
+
+# --- error handlers ----------------------------------------------------------------------
+
+
+async def _auth_failure(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, AuthFailure):
+        raise exc
+    _audit_record(request).reason = exc.reason
+    return outcome_response(
+        exc.status_code, exc.reason, headers={"WWW-Authenticate": exc.www_authenticate}
+    )
+
+
+async def _intake_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, IntakeError):
+        raise exc
+    return fhir_response(exc.outcome, exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    return outcome_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    issues = [
+        Issue(
+            str(err.get("msg", "invalid")),
+            code="structure",
+            expression=".".join(str(p) for p in err.get("loc", ())) or None,
+        )
+        for err in exc.errors()
+    ]
+    return fhir_response(operation_outcome(issues), 400)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    _log.error("unexpected %s handling %s %s", type(exc).__name__, request.method,
+               request.url.path)
+    return outcome_response(500, "internal error", code="exception")
+
+
+# --- audit middleware --------------------------------------------------------------------
+
+
+def _audit_record(request: Request) -> AuditRecord:
+    record: AuditRecord | None = getattr(request.state, "audit", None)
+    if record is None:
+        record = AuditRecord()
+        request.state.audit = record
+    return record
+
+
+class AuditMiddleware:
+    """Writes one AuditEvent line per HTTP request once its answer has been sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            state = scope.get("state") or {}
+            principal = state.get("principal")
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(unmatched)"
+            client = scope.get("client")
+            query = dict(httpx.QueryParams(scope.get("query_string", b"").decode("latin-1")))
+            write_audit(
+                audit_event(
+                    method=scope["method"],
+                    route=template,
+                    status_code=status,
+                    who=getattr(principal, "who", None),
+                    client_address=client[0] if client else None,
+                    query=safe_query(query),
+                    record=state.get("audit"),
+                )
+            )
+
+
+# --- factory -----------------------------------------------------------------------------
+
+
+def create_app(
+    settings: RelaySettings,
+    *,
+    clients: Mapping[str, Transactor] | None = None,
+    http: httpx.Client | None = None,
+) -> FastAPI:
+    """Build the relay app. ``clients`` replaces the destination clients (tests inject faults);
+    ``http`` is the client used to fetch a JWKS URL."""
+    from fhir_iapt.relay.routes import router
+
+    outbox = Outbox(settings.db_path, synchronous=settings.store.synchronous)
+    runtime = RelayRuntime(
+        settings=settings,
+        outbox=outbox,
+        authenticator=Authenticator(settings.auth, http=http),
+        metrics=RelayMetrics(outbox.counts),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        outbox.open()
+        owned = make_clients(settings) if clients is None else {}
+        worker = DeliveryWorker(
+            outbox, clients if clients is not None else owned, settings.delivery,
+            runtime.metrics,
+        )
+        worker.start()
+        runtime.worker = worker
+        try:
+            yield
+        finally:
+            await worker.stop(settings.server.shutdown_grace_seconds)
+            for client in owned.values():
+                await client.aclose()
+            outbox.close()
+
+    app = FastAPI(
+        title="fhir-iapt relay",
+        summary="Converts, validates, stores and delivers IAPT-LTC referrals and outcomes",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.relay = runtime
+    app.include_router(router)
+    app.add_exception_handler(AuthFailure, _auth_failure)
+    app.add_exception_handler(IntakeError, _intake_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(AuditMiddleware)
+    return app
+
+
+__all__ = ["RelayRuntime", "create_app", "fhir_response", "get_runtime", "get_settings",
+           "outcome_response"]

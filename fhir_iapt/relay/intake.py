@@ -1,0 +1,218 @@
+"""Intake: one request body -> converted, validated records -> outbox messages, synchronously.
+
+The relay is a thin caller of the pipeline: a clinic export goes through
+:func:`fhir_iapt.pipeline.convert_bytes` with the mapping named in the query; FHIR
+QuestionnaireResponses (``application/fhir+json`` on ``/outcomes``) go through
+:func:`fhir_iapt.outcomes.convert_questionnaire_responses`. Each converted record is routed
+(:mod:`fhir_iapt.relay.destinations`) and queued; the outbox commits before this returns.
+
+A record's *dedup key* is ``<direction>|<natural key>|<sha256 of the bundle>``: posting the same
+record again returns the first message id and is not delivered twice, while a corrected record
+(same natural key, different content) is a new message. Bundles are deterministic (no
+timestamps, uuid5 ids), so the same source record always gives the same digest.
+
+Everything here raises :class:`IntakeError` (status + OperationOutcome) for a request that cannot
+be taken at all; per-record problems are in :class:`IntakeResult`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from fhir_iapt.errors import FhirIaptError, Issue, MappingError, operation_outcome
+from fhir_iapt.relay.destinations import route
+from fhir_iapt.relay.settings import RelaySettings
+from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, Outbox
+from fhir_iapt.results import Converted, Rejected, Result, Skipped
+
+#: Mapping input format -> the media types a request may use for it.
+MEDIA_TYPES: dict[str, frozenset[str]] = {
+    "csv": frozenset({"text/csv"}),
+    "json": frozenset({"application/json", "application/x-ndjson"}),
+    "xml": frozenset({"application/xml", "text/xml"}),
+}
+FHIR_JSON = "application/fhir+json"
+#: Which mapping target each direction takes.
+_TARGETS: dict[Direction, str] = {"referral": "referral", "outcome": "episode"}
+BODY_NAME = "body"
+
+
+class IntakeError(Exception):
+    """A request that cannot be taken: an HTTP status and the OperationOutcome to answer."""
+
+    def __init__(self, status_code: int, issue: Issue) -> None:
+        super().__init__(issue.diagnostics)
+        self.status_code = status_code
+        self.outcome = operation_outcome([issue])
+
+
+@dataclass(slots=True)
+class IntakeResult:
+    """What became of each record of one body, in input order."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected_issues: list[dict[str, Any]] = field(default_factory=list)
+    new: int = 0
+    duplicates: int = 0
+
+    @property
+    def status_code(self) -> int:
+        if self.accepted:
+            return 202
+        if self.rejected:
+            return 422
+        return 200
+
+    def body(self) -> dict[str, Any]:
+        """202/200: the per-record summary; 422: one OperationOutcome with every issue."""
+        if self.status_code == 422:
+            return {"resourceType": "OperationOutcome", "issue": self.rejected_issues}
+        return {"accepted": self.accepted, "skipped": self.skipped, "rejected": self.rejected}
+
+
+def media_type(content_type: str | None) -> str:
+    """``text/csv; charset=utf-8`` -> ``text/csv``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+@lru_cache(maxsize=64)
+def _mapping(name: str) -> Any:
+    from fhir_iapt.mapping import load_mapping
+
+    return load_mapping(name)
+
+
+def resolve_mapping(name: str | None, direction: Direction, content_type: str) -> Any:
+    """The loaded mapping ``name``, checked against the direction and the body's media type."""
+    if not name:
+        raise IntakeError(
+            400, Issue("the 'mapping' query parameter is required", code="required",
+                       expression="mapping"),
+        )
+    try:
+        mapping = _mapping(name)
+    except (MappingError, FileNotFoundError, OSError):
+        raise IntakeError(
+            404, Issue(f"no mapping named {name!r}", code="not-found", expression="mapping")
+        ) from None
+    if mapping.target != _TARGETS[direction]:
+        raise IntakeError(
+            422,
+            Issue(
+                f"mapping {name!r} makes {mapping.target} records, not {direction}s",
+                code="invalid",
+                expression="mapping",
+            ),
+        )
+    allowed = MEDIA_TYPES.get(mapping.input_format, frozenset())
+    if content_type not in allowed:
+        raise IntakeError(
+            415,
+            Issue(
+                f"mapping {name!r} reads {mapping.input_format}; send Content-Type "
+                + " or ".join(sorted(allowed)),
+                code="not-supported",
+            ),
+        )
+    return mapping
+
+
+def convert(
+    body: bytes, *, direction: Direction, mapping_name: str | None, content_type: str
+) -> list[Result]:
+    """Convert a body into results (raises IntakeError when the request itself is unusable)."""
+    if direction == "outcome" and content_type == FHIR_JSON:
+        from fhir_iapt.outcomes import convert_questionnaire_responses
+
+        return list(convert_questionnaire_responses(io.BytesIO(body), name=BODY_NAME))
+    mapping = resolve_mapping(mapping_name, direction, content_type)
+    from fhir_iapt.pipeline import convert_bytes
+
+    return convert_bytes(body, name=BODY_NAME, mapping=mapping)
+
+
+def dedup_key(direction: Direction, natural_key: str, payload: bytes) -> str:
+    return f"{direction}|{natural_key}|{hashlib.sha256(payload).hexdigest()}"
+
+
+def _rejected(result: Rejected | FhirIaptError, where: str, out: IntakeResult) -> None:
+    outcome = (
+        result.outcome if isinstance(result, Rejected) else result.to_operation_outcome()
+    )
+    out.rejected.append({"location": where, "outcome": outcome})
+    out.rejected_issues.extend(outcome.get("issue", []))
+
+
+def take(
+    results: Iterable[Result],
+    *,
+    direction: Direction,
+    settings: RelaySettings,
+    outbox: Outbox,
+    on_queued: Callable[[], None] | None = None,
+) -> IntakeResult:
+    """Route and queue the converted results (one committed transaction)."""
+    out = IntakeResult()
+    messages: list[NewMessage] = []
+    keys: list[tuple[str, str]] = []
+    for result in results:
+        where = result.location.render()
+        if isinstance(result, Converted):
+            try:
+                destination = route(settings, direction, result.bundle)
+            except FhirIaptError as exc:
+                _rejected(exc, where, out)
+                continue
+            payload = orjson.dumps(result.bundle)
+            messages.append(
+                NewMessage(direction, destination, dedup_key(direction, result.key, payload),
+                           payload)
+            )
+            keys.append((result.key, where))
+        elif isinstance(result, Skipped):
+            out.skipped.append(
+                {"key": result.key, "reason": result.reason, "detail": result.detail,
+                 "location": where}
+            )
+        else:
+            _rejected(result, where, out)
+    if messages:
+        enqueued: list[Enqueued] = outbox.enqueue(messages)
+        for (key, where), item in zip(keys, enqueued, strict=True):
+            out.accepted.append(
+                {"id": item.id, "key": key, "location": where, "duplicate": item.duplicate}
+            )
+            if item.duplicate:
+                out.duplicates += 1
+            else:
+                out.new += 1
+        if out.new and on_queued is not None:
+            on_queued()
+    return out
+
+
+def no_records() -> IntakeError:
+    return IntakeError(422, Issue("the body holds no records", code="required"))
+
+
+__all__ = [
+    "FHIR_JSON",
+    "MEDIA_TYPES",
+    "IntakeError",
+    "IntakeResult",
+    "convert",
+    "dedup_key",
+    "media_type",
+    "no_records",
+    "resolve_mapping",
+    "take",
+]
