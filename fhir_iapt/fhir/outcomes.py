@@ -171,7 +171,9 @@ def _method_text(outcome: EpisodeOutcome) -> str:
         text += f" (GAD-7 used: {outcome.anxiety_fallback})"
     rules = outcome_rules()
     unverified = [
-        name for name in outcome.measures_used if "caseness" in rules.measure(name).unverified
+        f"{name} cut-off and reliable change index"
+        for name in outcome.measures_used
+        if "caseness" in rules.measure(name).unverified
     ]
     unverified += [k.removesuffix("_status") for k, v in rules.status.items() if v == "U"]
     if unverified:

@@ -1,0 +1,121 @@
+"""``fhir-iapt outcomes``: IAPT episode exports and session measures -> outcome bundles.
+
+A thin caller: episode exports (CSV or any mapped layout; default mapping ``iapt-outcomes``) go
+through the same pipeline as ``convert`` (the ``episode`` target gates on consent and builds the
+outcome bundle); FHIR JSON inputs (a QuestionnaireResponse, a Bundle or array of them, or
+NDJSON; recognised by a ``resourceType`` key) go through
+:func:`fhir_iapt.outcomes.convert_questionnaire_responses`. Same output files, options and exit
+codes as ``convert``: 0 nothing rejected, 1 some rejected, 2 usage or mapping error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from fhir_iapt.cli._run import (
+    Layout,
+    OutputFormat,
+    effective_workers,
+    fail_usage,
+    layout_options,
+    write_results,
+)
+from fhir_iapt.errors import Location, MappingError, ReadError
+from fhir_iapt.fhir.options import BuildOptions
+from fhir_iapt.mapping import Mapping, load_mapping
+from fhir_iapt.outcomes import convert_questionnaire_responses, looks_like_fhir_json
+from fhir_iapt.pipeline import Validation, convert_files
+from fhir_iapt.results import Rejected, Result
+
+_SNIFF = 4096
+
+
+def _is_fhir_json(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return looks_like_fhir_json(fh.read(_SNIFF))
+    except OSError:
+        return False
+
+
+def _results(
+    inputs: tuple[Path, ...],
+    mapping: Mapping,
+    options: BuildOptions,
+    validation: Validation,
+    workers: int,
+) -> Iterator[Result]:
+    """Every input's results in input order, each file through the reader that fits it."""
+    for path in inputs:
+        if _is_fhir_json(path):
+            try:
+                with path.open("rb") as fh:
+                    yield from convert_questionnaire_responses(fh, name=path.name,
+                                                               options=options)
+            except OSError as exc:
+                where = Location(file=path.name)
+                error = ReadError(f"cannot read input ({type(exc).__name__})", location=where)
+                yield Rejected(error, where)
+        else:
+            yield from convert_files(
+                [path], mapping=mapping, options=options, validation=validation, workers=workers
+            )
+
+
+@click.command()
+@click.argument(
+    "inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--mapping",
+    "mapping_ref",
+    default="iapt-outcomes",
+    show_default=True,
+    help="Mapping for episode exports: a bundled name or a YAML path (target: episode). "
+    "FHIR QuestionnaireResponse JSON inputs need none.",
+)
+@layout_options
+def outcomes(
+    inputs: tuple[Path, ...],
+    mapping_ref: str,
+    out_dir: Path,
+    layout: Layout,
+    output_format: OutputFormat,
+    workers: int,
+    validation: Validation,
+    request_method: str,
+) -> None:
+    """Turn IAPT episode exports and QuestionnaireResponses into outcome bundles.
+
+    Only episodes whose patient agreed to share outcomes (consent_share_outcomes = Y) produce
+    anything; the others are counted as skipped with the reason. Writes the bundles,
+    rejects.ndjson and summary.json into OUT. Exit status: 0 nothing rejected, 1 some
+    rejected, 2 usage error.
+    """
+    try:
+        mapping = load_mapping(mapping_ref)
+    except MappingError as exc:
+        fail_usage(exc)
+    if mapping.target != "episode":
+        fail_usage(
+            MappingError(
+                f"mapping {mapping.name!r} has target {mapping.target!r}; outcomes needs an "
+                "'episode' mapping",
+                location=Location(file=str(mapping.path) if mapping.path else mapping.name),
+            )
+        )
+    options = BuildOptions(
+        request_method="put" if request_method == "put" else "conditional-create"
+    )
+    code = write_results(
+        _results(inputs, mapping, options, validation, effective_workers(workers)),
+        out_dir=out_dir,
+        layout=layout,
+        output_format=output_format,
+        inputs=[p.name for p in inputs],
+        label="outcomes",
+    )
+    raise SystemExit(code)
