@@ -9,6 +9,9 @@ ReadError locating it, after the records already read. Error codes::
     FI102  the header is missing columns the mapping reads, or is empty or duplicated
     FI103  the bytes are not UTF-8
     FI104  the file is cut short or broken beyond that point (XML / JSON array)
+
+For worker processes, :func:`portable` / :func:`revive` carry a record across a pickle (XML
+records as bytes, with their ancestors' attributes and source lines kept).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, Literal
 
 from fhir_iapt.errors import ReadError
+from fhir_iapt.sources._portable import PortableXml, portable, revive
 from fhir_iapt.sources._record import SourceRecord
 
 SourceFormat = Literal["csv", "json", "xml"]
@@ -52,4 +56,12 @@ def read_records(
     raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "SourceFormat", "SourceRecord", "read_records"]
+__all__ = [
+    "FORMATS",
+    "PortableXml",
+    "SourceFormat",
+    "SourceRecord",
+    "portable",
+    "read_records",
+    "revive",
+]
