@@ -175,7 +175,8 @@ def _gad7(codes: list[str], **extra: Any) -> dict[str, Any]:
         "questionnaire": "https://fhir-iapt.github.io/fhir/Questionnaire/gad-7",
         "subject": {"reference": "Patient/p1"}, "authored": "2024-05-01",
         "item": [{"linkId": link, "answer": [{"valueCoding": {
-            "system": "http://loinc.org", "code": code}}]} for link, code in zip(links, codes)],
+            "system": "http://loinc.org", "code": code}}]}
+            for link, code in zip(links[: len(codes)], codes, strict=True)],
         **extra,
     }
 
