@@ -211,3 +211,52 @@ def wait_for(predicate: Any, *, timeout: float = 60.0, interval: float = 0.2) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# --- test records ---------------------------------------------------------------------------
+
+DIABETES_COLUMNS = (
+    "clinic_record_id,nhs_number,family_name,given_name,birth_date,sex,gp_practice_ods,"
+    "clinic_ods,review_date,diabetes_type,hba1c_mmol_mol,"
+    + ",".join(f"phq9_q{i}" for i in range(1, 11)) + ","
+    + ",".join(f"gad7_q{i}" for i in range(1, 8))
+    + ",phq2_q1,phq2_q2,gad2_q1,gad2_q2,referrer_code,referrer_name,refer,consent_refer,"
+    "consent_share_outcomes,reason"
+)
+#: Patient values the log tests look for (a valid NHS number, a name, PHQ-9 answers).
+FAMILY_NAME = "Zebedee-Quartermaine"
+GIVEN_NAME = "Ottoline"
+
+
+def nhs_number(seed: int) -> str:
+    """A valid (modulus 11) NHS number derived from ``seed``, starting 9 (a test range)."""
+    n = seed
+    while True:
+        digits = f"9{n % 10**8:08d}"
+        total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
+        check = 11 - total % 11
+        if check == 11:
+            check = 0
+        if check != 10:
+            return digits + str(check)
+        n += 1
+
+
+def diabetes_row(record_id: str, nhs: str, *, refer: str = "Y", consent: str = "Y",
+                 phq9: tuple[int, ...] = (2, 3, 1, 2, 2, 1, 2, 1, 0, 1)) -> str:
+    """One row of the diabetes-csv layout."""
+    gad7 = (2, 2, 1, 2, 1, 1, 2)
+    return ",".join(
+        [record_id, nhs, FAMILY_NAME, GIVEN_NAME, "1961-04-12", "F", "A81001", "RX101",
+         "2024-03-05", "T2", "64", *map(str, phq9), *map(str, gad7), "2", "3", "2", "2",
+         "G1234567", "Dr Example", refer, consent, "Y", "low mood"]
+    )
+
+
+def diabetes_csv(rows: list[dict[str, Any]]) -> bytes:
+    """A diabetes-csv export: ``rows`` of ``diabetes_row`` keyword arguments."""
+    lines = [DIABETES_COLUMNS]
+    for row in rows:
+        lines.append(diabetes_row(row["record_id"], row["nhs"], **{
+            k: v for k, v in row.items() if k not in ("record_id", "nhs")}))
+    return ("\n".join(lines) + "\n").encode("utf-8")

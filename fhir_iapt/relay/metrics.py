@@ -34,10 +34,17 @@ class _QueueDepth(Collector):
     def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
         self._counts = counts
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
             f"{_P}_queue_depth", "Messages in the outbox by status", labels=["status"]
         )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = self._family()
         for status, count in sorted(self._counts().items()):
             gauge.add_metric([status], count)
         yield gauge
