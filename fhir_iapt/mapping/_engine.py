@@ -304,8 +304,11 @@ def map_values(record: SourceRecord, mapping: Mapping) -> tuple[dict[str, Any], 
 
 def map_record(record: SourceRecord, mapping: Mapping) -> Any:
     """Map one source record to the mapping's target record; raises RecordError (all issues)."""
-    values, issues = map_values(record, mapping)
-    if issues:
+    values, found = map_values(record, mapping)
+    if found:
+        # one column can feed several targets (a review date is also the screening date):
+        # report each problem once
+        issues = list(dict.fromkeys(found))
         count = len(issues)
         first = issues[0]
         field = first.location.field if first.location and first.location.field else "record"
