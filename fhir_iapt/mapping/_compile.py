@@ -339,17 +339,20 @@ def check_constant(node: Node) -> Any:
 
 def scalar_fields(
     node: Node, ctx: Context, scalars: frozenset[str], required: frozenset[str]
-) -> list[FieldSpec]:
+) -> tuple[list[FieldSpec], set[str]]:
+    """The compiled fields, and every target named (compiled or not: no second complaint)."""
     out: list[FieldSpec] = []
+    named: set[str] = set()
     for target, child in node.items().items():
         if target not in scalars and not target.startswith("_"):
             child.add(f"the target has no field {target!r}")
             continue
+        named.add(target)
         spec = compile_field(child, target, ctx, allowed_targets=scalars,
                              required=target in required)
         if spec is not None:
             out.append(spec)
-    return out
+    return out, named
 
 
 def groups(

@@ -148,8 +148,10 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
                 child.add(f"the target has no field {key!r}")
                 continue
             constants[key] = compile_.check_constant(child)
-    fields = compile_.scalar_fields(top["fields"], ctx, declared.scalars, declared.required)
-    mapped = {f.target for f in fields} | set(constants)
+    fields, named = compile_.scalar_fields(
+        top["fields"], ctx, declared.scalars, declared.required
+    )
+    mapped = named | set(constants)
     for spec in fields:
         if spec.display_to is not None and spec.display_to in mapped:
             problems.add(f"display_to {spec.display_to!r} is also mapped", top["fields"].line,
