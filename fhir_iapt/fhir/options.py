@@ -15,6 +15,10 @@ clinical fact:
 * ``request_method``: ``"conditional-create"`` sends ``POST <Type>`` with ``ifNoneExist`` on the
   business identifier, so sending the same bundle twice never duplicates anything; ``"put"``
   sends ``PUT <Type>/<id>`` (update-as-create, needs a server that allows client ids).
+  Use one strategy per server: a resource first stored by conditional create has a server-given
+  id, so a later PUT under our id stores a second copy (and vice versa). Conditional create
+  needs the server to search ``identifier`` on every type we send (R4 defines it for all of
+  them; sekmet-fhir 0.1.1, the test server, lacks it for QuestionnaireResponse).
 """
 
 from __future__ import annotations

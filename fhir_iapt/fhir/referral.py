@@ -278,7 +278,7 @@ def build_referral_bundle(
         score = score_instrument(
             screening.instrument,
             screening.answers,
-            location=record.location.with_field(screening.instrument),
+            location=record.location,
         )
         n = seen.get(spec.name, 0)
         seen[spec.name] = n + 1
