@@ -9,7 +9,8 @@ few quick retries inside one attempt. What happens next is decided here, once:
   relay's own credentials, fixed by the operator, not by changing the message), and any failure
   not tied to the message: back to the queue after an exponential backoff persisted in
   ``next_attempt_at`` (so it survives a restart), until ``max_attempts``;
-* any other 4xx (the server refuses this bundle): a dead letter at once;
+* any other 4xx (the server refuses this bundle), or the client refusing to send it (not a
+  transaction): a dead letter at once;
 * the last attempt failed: a dead letter, payload and last error kept until replayed.
 
 The error kept (``last_error``) is the project's code, the HTTP status and the client's message,
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from fhir_iapt.errors import DeliveryError, FhirIaptError
+from fhir_iapt.errors import AuthError, DeliveryError, FhirIaptError, TransportError
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.settings import DeliverySettings
 from fhir_iapt.relay.store import Claimed, Outbox
@@ -41,6 +42,8 @@ _log = logging.getLogger("fhir_iapt.relay.worker")
 #: HTTP statuses that say "try again later" rather than "this bundle is wrong".
 _RETRY_STATUSES = frozenset({401, 403, 408, 425, 429, 500, 502, 503, 504})
 _MAX_ERROR_CHARS = 500
+#: Client errors without an HTTP answer that are about the relay's set-up (TLS), not the bundle.
+_CONFIG_CODES = frozenset({"FI714"})
 
 
 class Transactor(Protocol):
@@ -57,11 +60,13 @@ def backoff(settings: DeliverySettings, attempts: int) -> float:
 
 def retryable(exc: FhirIaptError) -> bool:
     """Whether a failed delivery is worth another outbox attempt (see the module docstring)."""
-    if not isinstance(exc, DeliveryError) or exc.status_code is None:
-        # No verdict on the bundle from the server (no answer, TLS, token endpoint, a
-        # destination misconfigured): not the message's fault, so it waits.
-        return True
-    return exc.status_code in _RETRY_STATUSES or exc.status_code >= 500
+    if not isinstance(exc, DeliveryError):
+        return True  # e.g. a destination missing from the config: not the message's fault
+    if exc.status_code is not None:
+        return exc.status_code in _RETRY_STATUSES or exc.status_code >= 500
+    # No answer, no token, TLS set up wrong: the message waits for a fix. Anything else is the
+    # client refusing to send this bundle (e.g. not a transaction): it will never go.
+    return isinstance(exc, TransportError | AuthError) or exc.error_code in _CONFIG_CODES
 
 
 def error_summary(exc: BaseException) -> str:

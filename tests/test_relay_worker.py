@@ -1,0 +1,236 @@
+"""The delivery worker: real FHIR server for success, injected transports for faults.
+
+Faults a real server cannot produce on demand (a 400 that quotes patient data, a 503, a hang)
+come from ``httpx.MockTransport``; everything else is the real client and the real outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from fhir_iapt.client import AsyncFhirClient, FhirClient, RetryPolicy
+from fhir_iapt.relay.metrics import RelayMetrics
+from fhir_iapt.relay.settings import DeliverySettings
+from fhir_iapt.relay.store import NewMessage, Outbox
+from fhir_iapt.relay.worker import DeliveryWorker, Transactor
+
+SYSTEM = "https://fhir-iapt.github.io/fhir/Id/relay-worker-test"
+FAST = DeliverySettings(max_attempts=3, backoff_initial=0.05, backoff_max=0.1,
+                        poll_interval=0.05, concurrency=2, lease_seconds=30)
+
+
+def _bundle(value: str) -> dict[str, Any]:
+    """A transaction creating one Basic resource by identifier (conditional create)."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{
+            "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, value)}",
+            "resource": {
+                "resourceType": "Basic",
+                "identifier": [{"system": SYSTEM, "value": value}],
+                "code": {"text": "relay worker test"},
+            },
+            "request": {"method": "POST", "url": "Basic",
+                        "ifNoneExist": f"identifier={SYSTEM}|{value}"},
+        }],
+    }
+
+
+def _outbox(tmp_path: Path) -> Outbox:
+    box = Outbox(tmp_path / "outbox.sqlite3", synchronous="normal")
+    box.open()
+    return box
+
+
+def _run(
+    outbox: Outbox,
+    make_clients: Callable[[], dict[str, Transactor]],
+    until: Callable[[], bool],
+    settings: DeliverySettings = FAST,
+    timeout: float = 30.0,
+) -> RelayMetrics:
+    """Run a worker until ``until()`` holds (or time out), then stop it gracefully.
+
+    Clients are made inside the event loop they are used (and closed) in.
+    """
+    metrics = RelayMetrics(outbox.counts)
+
+    async def main() -> None:
+        clients = make_clients()
+        worker = DeliveryWorker(outbox, clients, settings, metrics)
+        worker.start()
+        try:
+            async with asyncio.timeout(timeout):
+                while not until():
+                    await asyncio.sleep(0.05)
+        finally:
+            await worker.stop(grace=2.0)
+            for client in clients.values():
+                if isinstance(client, AsyncFhirClient):
+                    await client.aclose()
+
+    asyncio.run(main())
+    return metrics
+
+
+def _mock(handler: Callable[[httpx.Request], httpx.Response]) -> AsyncFhirClient:
+    return AsyncFhirClient("http://fhir.test/fhir", retry=RetryPolicy.never(),
+                           transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.integration
+def test_delivers_each_message_once_to_a_real_server(tmp_path: Path, fhir_server: str) -> None:
+    """Queued bundles reach the real FHIR server, are marked delivered, exactly one each."""
+    outbox = _outbox(tmp_path)
+    values = [f"w-{uuid.uuid4().hex}" for _ in range(3)]
+    ids = [e.id for e in outbox.enqueue([
+        NewMessage("referral", "iapt", v, orjson.dumps(_bundle(v))) for v in values
+    ])]
+    def delivered() -> bool:
+        return all((i := outbox.info(m)) is not None and i.status == "delivered" for m in ids)
+
+    metrics = _run(
+        outbox, lambda: {"iapt": AsyncFhirClient(fhir_server, retry=RetryPolicy(attempts=2))},
+        delivered,
+    )
+    outbox.close()
+    assert 'fhir_iapt_relay_delivered_total{direction="referral"} 3.0' in metrics.render().decode()
+    with FhirClient(fhir_server) as sync:
+        for value in values:
+            found = sync.search("Basic", {"identifier": f"{SYSTEM}|{value}"})
+            assert found.get("total", len(found.get("entry", []))) == 1
+
+
+def test_refused_bundle_is_dead_at_once_without_server_diagnostics(tmp_path: Path) -> None:
+    """A 400 is a dead letter on the first attempt; the server's diagnostics are not kept."""
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "invalid",
+                       "diagnostics": "NHS number 9000000009 is not known"}],
+        })
+
+    outbox = _outbox(tmp_path)
+    payload = orjson.dumps(_bundle("refused"))
+    [item] = outbox.enqueue([NewMessage("referral", "iapt", "k", payload)])
+
+    def dead() -> bool:
+        info = outbox.info(item.id)
+        return info is not None and info.status == "dead"
+
+    _run(outbox, lambda: {"iapt": _mock(refuse)}, dead)
+    info = outbox.info(item.id)
+    assert info is not None
+    assert info.attempts == 1
+    assert info.last_error is not None
+    assert info.last_error.startswith("FI721 HTTP 400")
+    assert "9000000009" not in info.last_error
+    assert outbox.payload(item.id) == payload
+    outbox.close()
+
+
+def test_unavailable_server_is_retried_then_dead(tmp_path: Path) -> None:
+    """503 is retried with persisted backoff; after max_attempts the message is dead."""
+    calls: list[float] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        calls.append(1.0)
+        return httpx.Response(503)
+
+    outbox = _outbox(tmp_path)
+    [item] = outbox.enqueue([NewMessage("outcome", "clinic", "k", orjson.dumps(_bundle("u")))])
+
+    def dead() -> bool:
+        info = outbox.info(item.id)
+        return info is not None and info.status == "dead"
+
+    metrics = _run(outbox, lambda: {"clinic": _mock(unavailable)}, dead)
+    info = outbox.info(item.id)
+    assert info is not None
+    assert (info.attempts, len(calls)) == (3, 3)
+    assert info.last_error is not None
+    assert "HTTP 503" in info.last_error
+    text = metrics.render().decode()
+    assert 'fhir_iapt_relay_retried_total{direction="outcome"} 2.0' in text
+    assert 'fhir_iapt_relay_dead_total{direction="outcome"} 1.0' in text
+    outbox.close()
+
+
+def test_no_server_waits_in_the_queue(tmp_path: Path) -> None:
+    """Connection refused is not the message's fault: it stays failed, due again later."""
+    outbox = _outbox(tmp_path)
+    [item] = outbox.enqueue([NewMessage("referral", "iapt", "k", orjson.dumps(_bundle("n")))])
+    slow = DeliverySettings(max_attempts=5, backoff_initial=60, poll_interval=0.05)
+
+    def failed() -> bool:
+        info = outbox.info(item.id)
+        return info is not None and info.status == "failed"
+
+    _run(
+        outbox,
+        lambda: {"iapt": AsyncFhirClient("http://127.0.0.1:9/fhir", retry=RetryPolicy.never())},
+        failed,
+        settings=slow,
+    )
+    info = outbox.info(item.id)
+    assert info is not None
+    assert info.last_error is not None
+    assert info.last_error.startswith("FI712")
+    assert info.next_attempt_at >= info.updated_at + 60
+    outbox.close()
+
+
+def test_shutdown_returns_in_flight_work_to_the_queue(tmp_path: Path) -> None:
+    """A delivery still running when the grace period ends is released, its attempt unspent."""
+    started = asyncio.Event()
+
+    class Hanging:
+        async def transaction(self, bundle: dict[str, Any]) -> Any:
+            started.set()
+            await asyncio.sleep(3600)
+
+    outbox = _outbox(tmp_path)
+    [item] = outbox.enqueue([NewMessage("referral", "iapt", "k", b"{}")])
+    metrics = RelayMetrics(outbox.counts)
+
+    async def main() -> None:
+        worker = DeliveryWorker(outbox, {"iapt": Hanging()}, FAST, metrics)
+        worker.start()
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await worker.stop(grace=0.2)
+
+    asyncio.run(main())
+    info = outbox.info(item.id)
+    assert info is not None
+    assert (info.status, info.attempts, info.leased) == ("queued", 0, False)
+    outbox.close()
+
+
+def test_unconfigured_destination_waits(tmp_path: Path) -> None:
+    """A message for a destination no longer configured is kept (failed), not dropped."""
+    outbox = _outbox(tmp_path)
+    [item] = outbox.enqueue([NewMessage("outcome", "gone", "k", b"{}")])
+    never: Callable[[httpx.Request], httpx.Response] = lambda r: httpx.Response(200)  # noqa: E731
+
+    def failed() -> bool:
+        info = outbox.info(item.id)
+        return info is not None and info.status == "failed"
+
+    _run(outbox, lambda: {"iapt": _mock(never)}, failed)
+    info = outbox.info(item.id)
+    assert info is not None
+    assert info.last_error is not None
+    assert "not configured" in info.last_error
+    outbox.close()
+
+
+
