@@ -6,8 +6,9 @@ key; a part that cannot be compiled is left out (the loader raises once all are 
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -250,8 +251,21 @@ def instrument_shapes() -> dict[str, InstrumentShape]:
         scores = [a["score"] for a in table["answer_sets"][spec["answers"]]]
         scored = len(spec["items"])
         total = scored + len(spec.get("unscored_items", ()))
-        shapes[name] = InstrumentShape(name, scored, total, min(scores), max(scores))
+        low, high = min(scores), max(scores)
+        lookup: dict[Any, int] = {str(v): v for v in range(low, high + 1)}
+        lookup.update({v: v for v in range(low, high + 1)})
+        shapes[name] = InstrumentShape(name, scored, total, low, high, lookup)
     return shapes
+
+
+def _get_all(fmt: str, paths: tuple[SourcePath, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if fmt == "csv":
+        columns = operator.itemgetter(*(p.text for p in paths))
+        if len(paths) == 1:
+            return lambda row: (columns(row),)
+        return columns
+    getters = tuple(p.get for p in paths)
+    return lambda data: tuple(get(data) for get in getters)
 
 
 def _answer_paths(node: Node, ctx: Context, shape: InstrumentShape | None) -> AnswerPaths | None:
@@ -262,7 +276,8 @@ def _answer_paths(node: Node, ctx: Context, shape: InstrumentShape | None) -> An
                      f"({shape.total} in all): list one source path per item")
         if any(p is None for p in paths):
             return None
-        return AnswerPaths(per_item=tuple(p for p in paths if p is not None))
+        per_item = tuple(p for p in paths if p is not None)
+        return AnswerPaths(per_item=per_item, get_all=_get_all(ctx.fmt, per_item))
     if node.is_scalar():
         if ctx.fmt != "json":
             node.add("one path to an array of scores works for JSON only; list one path per item")

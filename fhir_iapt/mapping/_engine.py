@@ -79,18 +79,36 @@ def _fields(
     specs: tuple[FieldSpec, ...], data: Any, at: Location, out: dict[str, Any],
     issues: list[Issue],
 ) -> None:
+    """Fill ``out`` from ``specs`` (the hot loop: helpers inlined on purpose)."""
     for spec in specs:
-        raw = _raw(spec.path, data, at, issues)
-        if raw is None:
+        try:
+            raw = spec.get(data)
+        except Invalid as exc:
+            issues.append(_issue(exc.message, at, spec.path, data, code=exc.code,
+                                 error_code="FI304"))
+            continue
+        if raw.__class__ is str:
+            raw = raw.strip()
+            blank = not raw
+        else:
+            blank = raw is None or (raw.__class__ is list and not raw)
+        if blank:
             if spec.required:
                 issues.append(_issue("is required but blank", at, spec.path, data,
                                      code="required", error_code="FI302"))
             continue
-        if raw is _ABSENT:
+        try:
+            value = spec.convert(raw)
+        except Invalid as exc:
+            issues.append(_issue(exc.message, at, spec.path, data, code=exc.code,
+                                 error_code="FI301"))
             continue
-        value = _convert(spec, raw, data, at, issues)
-        if value is not _ABSENT:
-            _store(spec, value, out)
+        if spec.display_to is not None:
+            value, display = value
+            if display is not None:
+                out[spec.display_to] = display
+        if spec.keep:
+            out[spec.target] = value
 
 
 def _item_at(at: Location, each: SourcePath, item: Any, index: int) -> Location:
@@ -176,6 +194,25 @@ def _instrument(
     return tuple(answers)
 
 
+def _fast_answers(shape: InstrumentShape, cells: tuple[Any, ...]) -> tuple[int | None, ...] | None:
+    """Scores when every cell is clean (scored items valid, unscored valid or blank), else None.
+
+    The common case costs one dict lookup per item; anything unusual (spaces, a blank scored
+    item, an out-of-range score) returns None and goes the slow, reporting path.
+    """
+    scores = shape.scores
+    answers = [scores.get(cell) for cell in cells]
+    n_scored = shape.scored
+    if len(answers) < n_scored or None in answers[:n_scored]:
+        return None
+    for index in range(n_scored, len(answers)):
+        if answers[index] is None and cells[index] not in ("", None):
+            return None
+    while len(answers) > n_scored and answers[-1] is None:
+        answers.pop()
+    return tuple(answers)
+
+
 def _screening_date(
     spec: FieldSpec | None, data: Any, at: Location, issues: list[Issue]
 ) -> Any:
@@ -248,7 +285,27 @@ def _screenings(
     spec: ScreeningSpec, data: Any, at: Location, issues: list[Issue]
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    shared_date: Any = _ABSENT
     for fixed in spec.fixed:
+        get_all = fixed.answers.get_all
+        if get_all is not None:
+            try:
+                cells = get_all(data)
+            except Invalid:
+                cells = None  # the slow path below reports it
+            if cells is not None:
+                if not any(cells):
+                    continue  # not done (every item blank)
+                fast = _fast_answers(fixed.shape, cells)
+                if fast is not None:
+                    if fixed.date is not None:
+                        when = _screening_date(fixed.date, data, at, issues)
+                    else:
+                        if shared_date is _ABSENT:
+                            shared_date = _screening_date(spec.date, data, at, issues)
+                        when = shared_date
+                    out.append({"instrument": fixed.shape.name, "date": when, "answers": fast})
+                    continue
         found = _fixed_answers(fixed.answers, fixed.shape, data, at, issues)
         if found is None:
             continue

@@ -6,6 +6,7 @@ compiled, every lookup table loaded, every converter bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,14 @@ class FieldSpec:
     required: bool = False
     #: sibling target that receives the lookup table's display (``code`` fields only)
     display_to: str | None = None
+    #: ``path.get``, bound once (the hot loop reads it per record)
+    get: Callable[[Any], Any] = field(init=False)
+    #: False for ``_``-prefixed check-only targets
+    keep: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "get", self.path.get)
+        object.__setattr__(self, "keep", not self.target.startswith("_"))
 
     @property
     def source(self) -> str:
@@ -53,6 +62,8 @@ class AnswerPaths:
     each: SourcePath | None = None
     item: SourcePath | None = None
     value: SourcePath | None = None
+    #: all ``per_item`` values at once (one ``itemgetter`` call for CSV columns)
+    get_all: Callable[[Any], tuple[Any, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,8 @@ class InstrumentShape:
     total: int
     low: int
     high: int
+    #: item score text -> score ("0".."3"), for the per-record fast path
+    scores: AbcMapping[Any, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

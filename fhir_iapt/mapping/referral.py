@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from fhir_iapt.mapping._model import Mapping
 
 _CONTEXT_KINDS: tuple[str, ...] = get_args(ContextKind)
+_CONTEXT_KEYS: tuple[tuple[str, str], ...] = tuple((k, f"context.{k}") for k in _CONTEXT_KINDS)
 _SEXES: frozenset[str] = frozenset(get_args(Sex))
 
 FIELDS = TargetFields(
@@ -51,13 +52,11 @@ FIELDS = TargetFields(
 )
 
 
-def _opt_str(values: dict[str, Any], key: str) -> str | None:
-    value = values.get(key)
+def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _opt_bool(values: dict[str, Any], key: str) -> bool | None:
-    value = values.get(key)
+def _opt_bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
@@ -80,43 +79,42 @@ def build_referral_record(
     if issues:
         raise RecordError(issues[0].diagnostics, issues=issues, location=location,
                           error_code="FI301")
-    given = values.get("patient.given", ())
+    get = values.get
+    given = get("patient.given", ())
     patient = PatientData(
-        nhs_number=str(values["patient.nhs_number"]),
-        family=_opt_str(values, "patient.family"),
-        given=tuple(given) if isinstance(given, tuple | list) else (str(given),),
-        birth_date=birth_date,
-        sex=sex,
-        gp_practice_ods=_opt_str(values, "patient.gp_practice_ods"),
-        nhs_number_verification=str(values.get("patient.nhs_number_verification", "02")),
+        str(values["patient.nhs_number"]),
+        _opt_str(get("patient.family")),
+        tuple(given) if isinstance(given, tuple | list) else (str(given),),
+        birth_date,
+        sex,
+        _opt_str(get("patient.gp_practice_ods")),
+        str(get("patient.nhs_number_verification", "02")),
     )
     referral = ReferralData(
-        decision=bool(values["referral.decision"]),
-        consent_to_refer=_opt_bool(values, "referral.consent_to_refer"),
-        consent_to_share_outcomes=_opt_bool(values, "referral.consent_to_share_outcomes"),
-        referrer_id=_opt_str(values, "referral.referrer_id"),
-        referrer_id_system=_opt_str(values, "referral.referrer_id_system"),
-        referrer_name=_opt_str(values, "referral.referrer_name"),
-        source_snomed=_opt_str(values, "referral.source_snomed"),
-        reason=_opt_str(values, "referral.reason"),
-        performer_ods=_opt_str(values, "referral.performer_ods"),
+        bool(values["referral.decision"]),
+        _opt_bool(get("referral.consent_to_refer")),
+        _opt_bool(get("referral.consent_to_share_outcomes")),
+        _opt_str(get("referral.referrer_id")),
+        _opt_str(get("referral.referrer_id_system")),
+        _opt_str(get("referral.referrer_name")),
+        _opt_str(get("referral.source_snomed")),
+        _opt_str(get("referral.reason")),
+        _opt_str(get("referral.performer_ods")),
     )
-    conditions = tuple(
-        ConditionData(snomed=str(item["snomed"]), display=item.get("display"),
-                      text=item.get("text"))
-        for item in values.get("conditions", ())
+    conditions = tuple([
+        ConditionData(str(item["snomed"]), item.get("display"), item.get("text"))
+        for item in get("conditions", ())
         if item.get("snomed") is not None
-    )
-    context = tuple(
-        ContextValue(kind=kind, value=values[f"context.{kind}"], effective=event_date)  # type: ignore[arg-type]
-        for kind in _CONTEXT_KINDS
-        if values.get(f"context.{kind}") is not None
-    )
-    screenings = tuple(
-        Screening(instrument=item["instrument"], answers=tuple(item["answers"]),
-                  date=item.get("date") or event_date)
-        for item in values.get("screenings", ())
-    )
+    ])
+    context = tuple([
+        ContextValue(kind, values[key], event_date)  # type: ignore[arg-type]
+        for kind, key in _CONTEXT_KEYS
+        if key in values
+    ])
+    screenings = tuple([
+        Screening(item["instrument"], item["answers"], item["date"] or event_date)
+        for item in get("screenings", ())
+    ])
     return ReferralRecord(
         source_system=mapping.source_system,
         record_id=str(values["record_id"]),
