@@ -362,3 +362,21 @@ def test_cardiac_visit_issues(change: dict[str, Any], expected: list[tuple[Any, 
     issues = _issues("cardiac-json", _cardiac(change), "cardiac.json")
     assert [(code, element, field) for code, _r, _l, element, field in issues] == expected
     assert {row for _c, row, _l, _e, _f in issues} == {1}
+
+
+def test_export_missing_a_column_is_one_read_error_naming_it() -> None:
+    """A diabetes export without consent_refer gives one FI102 naming it, and no records."""
+    text = (EXAMPLES / "diabetes.csv").read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    drop = rows[0].index("consent_refer")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([r[:drop] + r[drop + 1:] for r in rows])
+    mapping = load_mapping("diabetes-csv")
+    items = list(read_source(io.BytesIO(out.getvalue().encode()), name="d.csv", mapping=mapping))
+    assert len(items) == 1
+    error = items[0]
+    assert not isinstance(error, SourceRecord)
+    assert error.error_code == "FI102"
+    assert "consent_refer" in error.message
+    assert error.location is not None
+    assert (error.location.file, error.location.line) == ("d.csv", 1)
