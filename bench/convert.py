@@ -1,0 +1,169 @@
+"""Conversion benchmark: records/s and peak memory against a floor measured in the same run.
+
+    python bench/convert.py                       # 10k and 1M rows
+    python bench/convert.py --rows 10000 --runs 5
+
+For each N it generates a diabetes-clinic CSV export (every row referred and consented, full
+PHQ-9 and GAD-7: the most work per row), then, each in a fresh process so peak RSS is its own:
+
+* ``convert``  - the real path: ``convert_files`` + ``NdjsonBundleWriter`` (validation "first"),
+* ``floor``    - parsing the same CSV (csv.DictReader) and orjson-serialising the same output
+                 bundles (read back from the convert run; only the serialisation is timed).
+
+It prints medians over ``--runs`` and the ratio convert/floor. The machine is shared and noisy:
+read ratios and medians, not single figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+COLUMNS = (
+    ["clinic_record_id", "nhs_number", "family_name", "given_name", "birth_date", "sex",
+     "gp_practice_ods", "clinic_ods", "review_date", "diabetes_type", "hba1c_mmol_mol"]
+    + [f"phq9_q{i}" for i in range(1, 11)]
+    + [f"gad7_q{i}" for i in range(1, 8)]
+    + ["phq2_q1", "phq2_q2", "gad2_q1", "gad2_q2", "referrer_code", "referrer_name", "refer",
+       "consent_refer", "consent_share_outcomes", "reason"]
+)
+
+
+def _nhs_numbers(start: int) -> Iterator[str]:
+    n = start
+    while True:
+        digits = f"{n:09d}"
+        total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
+        check = 11 - total % 11
+        if check == 11:
+            check = 0
+        if check != 10:
+            yield digits + str(check)
+        n += 1
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    numbers = _nhs_numbers(999_000_000)
+    base = date(2026, 1, 5)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(COLUMNS)
+        for i in range(rows):
+            nhs = next(numbers)
+            review = base + timedelta(days=i % 300)
+            row = [
+                f"DM-{i:08d}", f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}", "Testpatient", "Alex",
+                (date(1950, 1, 1) + timedelta(days=rng.randrange(20000))).isoformat(),
+                rng.choice("MFU"), "A81001", "RX1CC", review.isoformat(),
+                rng.choice(["T1", "T2", "other"]), f"{rng.uniform(40, 110):.1f}",
+            ]
+            row += [str(rng.randrange(4)) for _ in range(10)]
+            row += [str(rng.randrange(4)) for _ in range(7)]
+            row += ["", "", "", ""]
+            row += ["555123456789", "Dr Example", "Y", "Y", rng.choice("YN"),
+                    "Low mood affecting diabetes self-care"]
+            out.writerow(row)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_convert(src: Path, out: Path, workers: int) -> dict[str, float]:
+    from fhir_iapt.emit import NdjsonBundleWriter
+    from fhir_iapt.mapping import load_mapping
+    from fhir_iapt.pipeline import convert_files
+    from fhir_iapt.results import Converted
+
+    mapping = load_mapping("diabetes-csv")
+    start = time.perf_counter()
+    n = converted = 0
+    with NdjsonBundleWriter(out) as writer:
+        for result in convert_files([src], mapping=mapping, workers=workers):
+            n += 1
+            if isinstance(result, Converted):
+                converted += 1
+                writer.write(result)
+    seconds = time.perf_counter() - start
+    if converted != n:
+        raise SystemExit(f"benchmark input should convert whole: {converted} of {n}")
+    return {"seconds": seconds, "records": n, "peak_rss_mib": _peak_rss_mib()}
+
+
+def child_floor(src: Path, bundles: Path) -> dict[str, float]:
+    import orjson
+
+    start = time.perf_counter()
+    n = 0
+    with src.open(newline="", encoding="utf-8") as fh:
+        for _row in csv.DictReader(fh):
+            n += 1
+    parse = time.perf_counter() - start
+    dump = 0.0
+    with bundles.open("rb") as fh:
+        for line in fh:
+            bundle = orjson.loads(line)
+            t0 = time.perf_counter()
+            orjson.dumps(bundle)
+            dump += time.perf_counter() - t0
+    return {"seconds": parse + dump, "records": n, "peak_rss_mib": _peak_rss_mib()}
+
+
+def _run_child(*args: str) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", default="10000,1000000", help="comma-separated row counts")
+    parser.add_argument("--runs", type=int, default=3, help="runs per size (median reported)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.child:
+        kind, *rest = ns.child
+        if kind == "convert":
+            result = child_convert(Path(rest[0]), Path(rest[1]), int(rest[2]))
+        else:
+            result = child_floor(Path(rest[0]), Path(rest[1]))
+        print(json.dumps(result))
+        return
+
+    print(f"{'rows':>9} {'convert rec/s':>14} {'floor rec/s':>12} {'ratio':>6} "
+          f"{'convert MiB':>12} {'floor MiB':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in (int(r) for r in ns.rows.split(",")):
+            src = Path(tmp) / f"diabetes-{rows}.csv"
+            generate(src, rows)
+            runs = ns.runs if rows <= 100_000 else 1
+            conv, floor = [], []
+            for run in range(runs):
+                out = Path(tmp) / f"out-{rows}-{run}"
+                out.mkdir()
+                conv.append(_run_child("convert", str(src), str(out), str(ns.workers)))
+                floor.append(_run_child("floor", str(src), str(out / "bundles.ndjson")))
+            c = statistics.median(r["seconds"] for r in conv)
+            f = statistics.median(r["seconds"] for r in floor)
+            print(f"{rows:>9} {rows / c:>14,.0f} {rows / f:>12,.0f} {c / f:>6.1f} "
+                  f"{max(r['peak_rss_mib'] for r in conv):>12.0f} "
+                  f"{max(r['peak_rss_mib'] for r in floor):>10.0f}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The part ``convert`` and ``outcomes`` share: write results, tally them, pick the exit code.
+
+Exit codes: 0 nothing rejected; 1 some records rejected (the good ones are still written);
+2 usage or mapping errors (nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from fhir_iapt.cli._progress import Progress
+from fhir_iapt.emit import (
+    BulkWriter,
+    NdjsonBundleWriter,
+    OutputWriter,
+    RejectsWriter,
+    XmlBundleWriter,
+    write_summary,
+)
+from fhir_iapt.errors import FhirIaptError
+from fhir_iapt.pipeline import Tally
+from fhir_iapt.results import Converted, Rejected, Result
+
+Layout = Literal["bundles", "bulk"]
+OutputFormat = Literal["json", "xml"]
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+def layout_options(fn: click.decorators.FC) -> click.decorators.FC:
+    """The output options ``convert`` and ``outcomes`` both take."""
+    options = [
+        click.option(
+            "--out",
+            "out_dir",
+            required=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Output folder (created if missing).",
+        ),
+        click.option(
+            "--layout",
+            type=click.Choice(["bundles", "bulk"]),
+            default="bundles",
+            show_default=True,
+            help="bundles: one transaction Bundle per line (bundles.ndjson); "
+            "bulk: FHIR Bulk Data layout, one <Type>.ndjson per resource type.",
+        ),
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["json", "xml"]),
+            default="json",
+            show_default=True,
+            help="FHIR JSON (NDJSON) or FHIR XML output.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=1,
+            show_default=True,
+            help="Processes for mapping and building (0 = all cores).",
+        ),
+        click.option(
+            "--validate",
+            "validation",
+            type=click.Choice(["first", "full"]),
+            default="first",
+            show_default=True,
+            help="Run the R4 + profile validator on the first bundle of the run, or on every one.",
+        ),
+        click.option(
+            "--request-method",
+            type=click.Choice(["conditional-create", "put"]),
+            default="conditional-create",
+            show_default=True,
+            help="How bundle entries ask the server to store resources without duplicates.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def fail_usage(error: FhirIaptError) -> None:
+    """Print the error as an OperationOutcome on stderr and exit 2."""
+    click.echo(json.dumps(error.to_operation_outcome(), indent=2), err=True)
+    raise SystemExit(EXIT_USAGE)
+
+
+def write_results(
+    results: Iterable[Result],
+    *,
+    out_dir: Path,
+    layout: Layout,
+    output_format: OutputFormat,
+    inputs: list[str],
+    label: str,
+) -> int:
+    """Write every result, then ``summary.json``; return the exit code."""
+    if layout == "bulk" and output_format == "xml":
+        raise click.UsageError("--layout bulk is NDJSON by definition; use --format json")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tally = Tally()
+    with ExitStack() as stack, Progress(label) as progress:
+        writer: OutputWriter
+        if layout == "bulk":
+            writer = stack.enter_context(BulkWriter(out_dir))
+        elif output_format == "xml":
+            writer = stack.enter_context(XmlBundleWriter(out_dir))
+        else:
+            writer = stack.enter_context(NdjsonBundleWriter(out_dir))
+        rejects = stack.enter_context(RejectsWriter(out_dir))
+        for result in results:
+            tally.add(result)
+            if isinstance(result, Converted):
+                writer.write(result)
+            elif isinstance(result, Rejected):
+                rejects.write(result)
+            progress.update(
+                tally.records,
+                f"({tally.converted} converted, {tally.rejected_total} rejected)",
+            )
+    summary = tally.as_dict()
+    summary["inputs"] = inputs
+    write_summary(out_dir, summary)
+    click.echo(
+        f"{label}: {tally.records} records, {tally.converted} converted, "
+        f"{sum(tally.skipped.values())} skipped, {tally.rejected_total} rejected -> {out_dir}",
+        err=True,
+    )
+    return EXIT_REJECTED if tally.rejected_total else EXIT_OK
+
+
+def effective_workers(workers: int) -> int:
+    import os
+
+    return (os.cpu_count() or 1) if workers == 0 else workers
+
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "EXIT_USAGE",
+    "Layout",
+    "OutputFormat",
+    "effective_workers",
+    "fail_usage",
+    "layout_options",
+    "write_results",
+]
+

@@ -1,0 +1,329 @@
+"""The pipeline: read -> map -> build -> validate, one result per source record.
+
+This is the one place the stages are joined. The CLI, the relay and any integrator's code call
+these functions; they hold no I/O beyond reading the stream they are given, so a Dask/Spark
+partition can call :func:`convert_record` the same way.
+
+Validation is layered so the hot path stays fast without giving up proof:
+
+* every record's *values* are checked at the map stage (modulus 11, dates, ranges, codes);
+* the *shape* of what a mapping produces is checked by the real validator (R4 + the project's
+  profiles) on the first bundle of every run (``validation="first"``, the default);
+* ``validation="full"`` runs the real validator on every bundle (slower; the test-suite and
+  ``fhir-iapt validate`` do this over every output).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
+from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
+from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
+from fhir_iapt.records import ReferralRecord
+from fhir_iapt.results import Converted, Rejected, Result, Skipped
+from fhir_iapt.sources import SourceRecord, portable, revive
+
+Validation = Literal["first", "full"]
+MappingRef = str | os.PathLike[str] | Mapping
+
+#: target name -> "module:function" turning a mapped record into a Converted or Skipped result.
+#: Imported lazily so the referral side never imports the outcome side and vice versa.
+_TARGET_RESULTS: dict[str, str] = {
+    "referral": "fhir_iapt.pipeline:referral_result",
+    "episode": "fhir_iapt.fhir.outcomes:episode_result",
+}
+
+#: Records handed to a worker process at a time (amortises pickling and scheduling).
+_CHUNK = 256
+
+
+def _resolve(mapping: MappingRef) -> Mapping:
+    return mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+
+
+def referral_result(
+    record: ReferralRecord, location: Location, options: BuildOptions
+) -> Converted | Skipped:
+    """Gate a referral on the clinician's decision and the patient's consent, then build it."""
+    from fhir_iapt.fhir.referral import build_referral_bundle
+
+    if not record.referral.decision:
+        return Skipped(record.key, "not-referred", "no referral decision for this visit", location)
+    if record.referral.consent_to_refer is not True:
+        detail = (
+            "the patient declined referral"
+            if record.referral.consent_to_refer is False
+            else "consent to refer was not recorded"
+        )
+        return Skipped(record.key, "no-consent-to-refer", detail, location)
+    return Converted(record.key, build_referral_bundle(record, options), location, "referral")
+
+
+_result_fns: dict[str, Callable[[Any, Location, BuildOptions], Converted | Skipped]] = {}
+
+
+def _result_fn(target: str) -> Callable[[Any, Location, BuildOptions], Converted | Skipped]:
+    fn = _result_fns.get(target)
+    if fn is None:
+        module_name, attr = _TARGET_RESULTS[target].split(":")
+        fn = getattr(importlib.import_module(module_name), attr)
+        _result_fns[target] = fn
+    return fn
+
+
+def convert_record(
+    record: SourceRecord, mapping: MappingRef, options: BuildOptions = DEFAULT_OPTIONS
+) -> Converted | Skipped | Rejected:
+    """Map and build one source record. Never raises for bad data: returns a Rejected."""
+    resolved = _resolve(mapping)
+    try:
+        canonical = map_record(record, resolved)
+        return _result_fn(resolved.target)(canonical, record.location, options)
+    except FhirIaptError as exc:
+        return Rejected(exc, exc.location or record.location)
+
+
+class _Checker:
+    """Runs the real validator on the first bundle of a run, or on every bundle."""
+
+    def __init__(self, validation: Validation) -> None:
+        self.validation = validation
+        self._checked = False
+
+    def __call__(self, result: Result) -> Result:
+        if not isinstance(result, Converted):
+            return result
+        if self.validation == "first" and self._checked:
+            return result
+        from fhir_iapt.fhir.validate import default_validator
+
+        issues = default_validator().validate_bundle(result.bundle, location=result.location)
+        errors = [i for i in issues if i.severity in ("error", "fatal")]
+        if errors:
+            return Rejected(
+                ProfileError(
+                    "the bundle built for this record does not conform to R4 and the profiles",
+                    issues=errors,
+                    location=result.location,
+                ),
+                result.location,
+            )
+        self._checked = True
+        return result
+
+
+def convert_stream(
+    stream: BinaryIO,
+    *,
+    name: str,
+    mapping: MappingRef,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    validation: Validation = "first",
+) -> Iterator[Result]:
+    """Convert every record of one stream, in order, in this process (constant memory)."""
+    resolved = _resolve(mapping)
+    check = _Checker(validation)
+    for item in read_source(stream, name=name, mapping=resolved):
+        if isinstance(item, ReadError):
+            yield Rejected(item, item.location or Location(file=name))
+            continue
+        yield check(convert_record(item, resolved, options))
+
+
+def convert_bytes(
+    data: bytes,
+    *,
+    name: str,
+    mapping: MappingRef,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    validation: Validation = "first",
+) -> list[Result]:
+    """Convert an in-memory export (the relay's request body)."""
+    return list(
+        convert_stream(
+            io.BytesIO(data), name=name, mapping=mapping, options=options, validation=validation
+        )
+    )
+
+
+# --- parallel conversion --------------------------------------------------------------------
+#
+# The reader stays in the parent (it is I/O bound and must keep file order); chunks of records
+# go to worker processes for the CPU-bound map + build. XML elements are not picklable, so they
+# travel as bytes and are re-parsed (safely) in the worker. At most ``2 * workers`` chunks are
+# in flight, so memory stays flat however large the export.
+
+_worker_state: dict[str, Any] = {}
+
+
+def _worker_init(mapping_path: str, options: BuildOptions) -> None:
+    _worker_state["mapping"] = load_mapping(mapping_path)
+    _worker_state["options"] = options
+
+
+def _worker_convert(chunk: list[SourceRecord]) -> list[Result]:
+    mapping: Mapping = _worker_state["mapping"]
+    options: BuildOptions = _worker_state["options"]
+    return [convert_record(revive(rec), mapping, options) for rec in chunk]
+
+
+def _chunks(items: Iterable[SourceRecord | ReadError]) -> Iterator[list[SourceRecord | ReadError]]:
+    chunk: list[SourceRecord | ReadError] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _parallel(
+    stream: BinaryIO,
+    name: str,
+    mapping: Mapping,
+    options: BuildOptions,
+    pool: Executor,
+    workers: int,
+) -> Iterator[Result]:
+    pending: list[tuple[list[SourceRecord | ReadError], Future[list[Result]]]] = []
+
+    def drain_one() -> Iterator[Result]:
+        chunk, future = pending.pop(0)
+        converted = iter(future.result())
+        for item in chunk:
+            if isinstance(item, ReadError):
+                yield Rejected(item, item.location or Location(file=name))
+            else:
+                yield next(converted)
+
+    for chunk in _chunks(read_source(stream, name=name, mapping=mapping)):
+        records = [portable(i) for i in chunk if isinstance(i, SourceRecord)]
+        pending.append((chunk, pool.submit(_worker_convert, records)))
+        if len(pending) >= 2 * workers:
+            yield from drain_one()
+    while pending:
+        yield from drain_one()
+
+
+def convert_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    mapping: MappingRef,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    validation: Validation = "first",
+    workers: int = 1,
+) -> Iterator[Result]:
+    """Convert whole files in order; ``workers > 1`` maps and builds on that many processes.
+
+    A file that cannot be opened yields one Rejected (ReadError) and the run goes on.
+    """
+    resolved = _resolve(mapping)
+    check = _Checker(validation)
+    pool: ProcessPoolExecutor | None = None
+    if workers > 1:
+        if resolved.path is None:
+            raise ValueError("parallel conversion needs a mapping loaded from a file")
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=_worker_init,
+            initargs=(str(resolved.path), options),
+        )
+    try:
+        for path in paths:
+            name = Path(path).name
+            try:
+                fh = Path(path).open("rb")  # noqa: SIM115 - closed below, generator-scoped
+            except OSError as exc:
+                err = ReadError(
+                    f"cannot open input: {exc.strerror or exc}", location=Location(file=name)
+                )
+                yield Rejected(err, Location(file=name))
+                continue
+            with fh:
+                results = (
+                    _parallel(fh, name, resolved, options, pool, workers)
+                    if pool is not None
+                    else (
+                        convert_record(item, resolved, options)
+                        if isinstance(item, SourceRecord)
+                        else Rejected(item, item.location or Location(file=name))
+                        for item in read_source(fh, name=name, mapping=resolved)
+                    )
+                )
+                for result in results:
+                    yield check(result)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def convert_file(
+    path: str | os.PathLike[str],
+    *,
+    mapping: MappingRef,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    validation: Validation = "first",
+    workers: int = 1,
+) -> Iterator[Result]:
+    """Stream one file's results (see :func:`convert_files`)."""
+    return convert_files(
+        [path], mapping=mapping, options=options, validation=validation, workers=workers
+    )
+
+
+@dataclass
+class Tally:
+    """Counts by outcome for ``summary.json`` (no patient data: counts and codes only)."""
+
+    records: int = 0
+    converted: int = 0
+
+    def __post_init__(self) -> None:
+        self.skipped: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+
+    def add(self, result: Result) -> None:
+        self.records += 1
+        if isinstance(result, Converted):
+            self.converted += 1
+        elif isinstance(result, Skipped):
+            self.skipped[result.reason] = self.skipped.get(result.reason, 0) + 1
+        else:
+            code = result.error.error_code
+            self.rejected[code] = self.rejected.get(code, 0) + 1
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "converted": self.converted,
+            "skipped": dict(sorted(self.skipped.items())),
+            "skipped_total": sum(self.skipped.values()),
+            "rejected": dict(sorted(self.rejected.items())),
+            "rejected_total": self.rejected_total,
+        }
+
+
+__all__ = [
+    "MappingRef",
+    "Tally",
+    "Validation",
+    "convert_bytes",
+    "convert_file",
+    "convert_files",
+    "convert_record",
+    "convert_stream",
+    "referral_result",
+]
