@@ -120,6 +120,17 @@ class _Checker:
         return result
 
 
+def validated(results: Iterable[Result], validation: Validation = "first") -> Iterator[Result]:
+    """Pass results through the real validator (first bundle, or every bundle with "full").
+
+    For results produced outside :func:`convert_stream` / :func:`convert_files`, e.g. scored
+    QuestionnaireResponses, so every path out of the adapter is checked the same way.
+    """
+    check = _Checker(validation)
+    for result in results:
+        yield check(result)
+
+
 def convert_stream(
     stream: BinaryIO,
     *,
@@ -326,4 +337,5 @@ __all__ = [
     "convert_record",
     "convert_stream",
     "referral_result",
+    "validated",
 ]
