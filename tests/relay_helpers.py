@@ -22,7 +22,9 @@ from fhir_server import free_port
 from fhir_iapt.relay.security import hash_api_key
 from fhir_iapt.relay.settings import RelaySettings, settings_from_mapping
 
-_STARTUP_TIMEOUT = 60.0
+#: Generous: a relay warms its validator before it is ready (tens of seconds on a busy machine).
+_STARTUP_TIMEOUT = 300.0
+DIABETES_SYSTEM = "https://fhir-iapt.github.io/fhir/Id/example-diabetes-clinic-record"
 
 #: key id -> scopes of the keys every relay test config holds.
 KEYS: dict[str, tuple[str, ...]] = {
@@ -59,6 +61,7 @@ def settings_tree(
     tree: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port, "shutdown_grace_seconds": 5},
         "store": {"data_dir": str(data_dir), "synchronous": "normal"},
+        "intake": {"warm_up": False},
         "delivery": {
             "max_attempts": 50,
             "backoff_initial": 0.2,

@@ -12,6 +12,7 @@ Every request leaves one AuditEvent line (:mod:`fhir_iapt.relay.audit`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_iapt.errors import Issue, operation_outcome
 from fhir_iapt.relay.audit import AuditRecord, audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import make_clients
-from fhir_iapt.relay.intake import IntakeError
+from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.security import Authenticator, AuthFailure
 from fhir_iapt.relay.settings import RelaySettings
@@ -61,7 +62,9 @@ class RelayRuntime:
     outbox: Outbox
     authenticator: Authenticator
     metrics: RelayMetrics
+    validation: Validation
     worker: DeliveryWorker | None = None
+    warm: bool = False
 
 
 def get_settings(request: Request) -> RelaySettings:
@@ -205,7 +208,16 @@ def create_app(
         outbox=outbox,
         authenticator=Authenticator(settings.auth, http=http),
         metrics=RelayMetrics(outbox.counts),
+        validation=Validation(settings.intake.validation),
     )
+
+    async def _warm() -> None:
+        try:
+            await asyncio.to_thread(warm_up)
+        except Exception as exc:  # an optimisation only: the first request will pay instead
+            _log.warning("warm-up failed (%s); the first request will be slow",
+                         type(exc).__name__)
+        runtime.warm = True
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -217,9 +229,16 @@ def create_app(
         )
         worker.start()
         runtime.worker = worker
+        warming = None
+        if settings.intake.warm_up:
+            warming = asyncio.create_task(_warm())
+        else:
+            runtime.warm = True
         try:
             yield
         finally:
+            if warming is not None and not warming.done():
+                warming.cancel()
             await worker.stop(settings.server.shutdown_grace_seconds)
             for client in owned.values():
                 await client.aclose()

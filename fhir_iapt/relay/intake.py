@@ -1,7 +1,8 @@
 """Intake: one request body -> converted, validated records -> outbox messages, synchronously.
 
-The relay is a thin caller of the pipeline: a clinic export goes through
-:func:`fhir_iapt.pipeline.convert_bytes` with the mapping named in the query; FHIR
+The relay is a thin caller of the pipeline: a clinic export is read and mapped with the mapping
+named in the query (:func:`fhir_iapt.pipeline.convert_record` per record) and passed through
+:func:`fhir_iapt.pipeline.validated` as ``[intake] validation`` says; FHIR
 QuestionnaireResponses (``application/fhir+json`` on ``/outcomes``) go through
 :func:`fhir_iapt.outcomes.convert_questionnaire_responses`. Each converted record is routed
 (:mod:`fhir_iapt.relay.destinations`) and queued; the outbox commits before this returns.
@@ -19,14 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from fhir_iapt.errors import FhirIaptError, Issue, MappingError, operation_outcome
+from fhir_iapt.errors import (
+    FhirIaptError,
+    Issue,
+    Location,
+    MappingError,
+    ReadError,
+    operation_outcome,
+)
 from fhir_iapt.relay.destinations import route
 from fhir_iapt.relay.settings import RelaySettings
 from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, Outbox
@@ -42,6 +51,8 @@ FHIR_JSON = "application/fhir+json"
 #: Which mapping target each direction takes.
 _TARGETS: dict[Direction, str] = {"referral": "referral", "outcome": "episode"}
 BODY_NAME = "body"
+_WARM_TYPES = ("Bundle", "Patient", "ServiceRequest", "Observation", "Condition",
+               "QuestionnaireResponse")
 
 
 class IntakeError(Exception):
@@ -126,18 +137,68 @@ def resolve_mapping(name: str | None, direction: Direction, content_type: str) -
     return mapping
 
 
+class Validation:
+    """The real validator's share of intake (``[intake] validation``), kept per process."""
+
+    def __init__(self, policy: Literal["once", "request", "full"]) -> None:
+        self.policy = policy
+        self._checked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def apply(self, key: str, results: list[Result]) -> list[Result]:
+        from fhir_iapt.pipeline import validated
+
+        if self.policy == "full":
+            return list(validated(results, "full"))
+        with self._lock:
+            done = self.policy == "once" and key in self._checked
+        if done:
+            return results
+        out = list(validated(results, "first"))
+        if any(isinstance(r, Converted) for r in out):
+            with self._lock:
+                self._checked.add(key)
+        return out
+
+
+def _mapped(body: bytes, mapping: Any) -> list[Result]:
+    from fhir_iapt.mapping import read_source
+    from fhir_iapt.pipeline import convert_record
+
+    return [
+        Rejected(item, item.location or Location(file=BODY_NAME))
+        if isinstance(item, ReadError)
+        else convert_record(item, mapping)
+        for item in read_source(io.BytesIO(body), name=BODY_NAME, mapping=mapping)
+    ]
+
+
 def convert(
-    body: bytes, *, direction: Direction, mapping_name: str | None, content_type: str
+    body: bytes,
+    *,
+    direction: Direction,
+    mapping_name: str | None,
+    content_type: str,
+    validation: Validation,
 ) -> list[Result]:
     """Convert a body into results (raises IntakeError when the request itself is unusable)."""
     if direction == "outcome" and content_type == FHIR_JSON:
         from fhir_iapt.outcomes import convert_questionnaire_responses
 
-        return list(convert_questionnaire_responses(io.BytesIO(body), name=BODY_NAME))
+        responses = list(convert_questionnaire_responses(io.BytesIO(body), name=BODY_NAME))
+        return validation.apply("QuestionnaireResponse", responses)
     mapping = resolve_mapping(mapping_name, direction, content_type)
-    from fhir_iapt.pipeline import convert_bytes
+    return validation.apply(f"mapping:{mapping_name}", _mapped(body, mapping))
 
-    return convert_bytes(body, name=BODY_NAME, mapping=mapping)
+
+def warm_up() -> None:
+    """Build the validator's models and load the bundled mappings (a slow first step)."""
+    from fhir_iapt.fhir.validate import default_validator
+    from fhir_iapt.mapping import bundled_mappings
+
+    for name in bundled_mappings():
+        _mapping(name)
+    default_validator().warm_up(*_WARM_TYPES)
 
 
 def dedup_key(direction: Direction, natural_key: str, payload: bytes) -> str:
@@ -209,10 +270,12 @@ __all__ = [
     "MEDIA_TYPES",
     "IntakeError",
     "IntakeResult",
+    "Validation",
     "convert",
     "dedup_key",
     "media_type",
     "no_records",
     "resolve_mapping",
     "take",
+    "warm_up",
 ]

@@ -202,7 +202,8 @@ def _process(
     runtime: RelayRuntime, settings: RelaySettings, direction: Direction, body: bytes,
     mapping: str | None, content_type: str,
 ) -> IntakeResult:
-    results = convert(body, direction=direction, mapping_name=mapping, content_type=content_type)
+    results = convert(body, direction=direction, mapping_name=mapping, content_type=content_type,
+                      validation=runtime.validation)
     if not results:
         raise no_records()
     worker = runtime.worker
@@ -392,7 +393,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the outbox answers and the worker runs",
+    summary="Readiness: the outbox answers, the worker runs, the validator is built",
     responses={503: {"model": OperationOutcome}},
     tags=["operations"],
 )
@@ -400,9 +401,13 @@ async def readyz(request: Request) -> Response:
     runtime = get_runtime(request)
     store_ok = await run_in_threadpool(runtime.outbox.ping)
     worker_ok = runtime.worker is not None and runtime.worker.running
-    if store_ok and worker_ok:
+    if store_ok and worker_ok and runtime.warm:
         return Response(b"{\"status\":\"ready\"}", media_type="application/json")
-    what = "the outbox does not answer" if not store_ok else "the delivery worker is not running"
+    what = (
+        "the outbox does not answer" if not store_ok
+        else "the delivery worker is not running" if not worker_ok
+        else "warming up (building the validator)"
+    )
     return outcome_response(503, what, code="transient")
 
 

@@ -61,6 +61,20 @@ class LimitsSettings(_Frozen):
     max_body_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
 
 
+class IntakeSettings(_Frozen):
+    """How much of the real validator (R4 + profiles) runs on what the relay accepts.
+
+    Every record's values are always checked at the map stage. The real validator checks the
+    *shape* a mapping produces: ``once`` on the first bundle of each mapping in this process
+    (a relay process is one long run, as a CLI run is), ``request`` on the first bundle of
+    every request, ``full`` on every bundle (slow). ``warm_up`` builds the validator at start;
+    ``/readyz`` says ready only after it.
+    """
+
+    validation: Literal["once", "request", "full"] = "once"
+    warm_up: bool = True
+
+
 class DeliverySettings(_Frozen):
     """The outbox worker: how often, how many at once, how many tries, how long between."""
 
@@ -187,6 +201,7 @@ class RelaySettings(_Frozen):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     limits: LimitsSettings = LimitsSettings()
+    intake: IntakeSettings = IntakeSettings()
     delivery: DeliverySettings = DeliverySettings()
     auth: AuthSettings = AuthSettings()
     destinations: dict[Annotated[str, Field(pattern=_NAME)], Destination] = Field(
@@ -319,6 +334,7 @@ __all__ = [
     "DeliverySettings",
     "Destination",
     "DestinationAuth",
+    "IntakeSettings",
     "JwtSettings",
     "LimitsSettings",
     "OutcomeRouting",
