@@ -100,7 +100,7 @@ def outcome_response(
 async def _auth_failure(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, AuthFailure):
         raise exc
-    _audit_record(request).reason = exc.reason
+    audit_record(request).reason = exc.reason
     return outcome_response(
         exc.status_code, exc.reason, headers={"WWW-Authenticate": exc.www_authenticate}
     )
@@ -141,7 +141,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 # --- audit middleware --------------------------------------------------------------------
 
 
-def _audit_record(request: Request) -> AuditRecord:
+def audit_record(request: Request) -> AuditRecord:
+    """The request's audit additions (message ids, counts, reason), made on first use."""
     record: AuditRecord | None = getattr(request.state, "audit", None)
     if record is None:
         record = AuditRecord()
@@ -261,5 +262,12 @@ def create_app(
     return app
 
 
-__all__ = ["RelayRuntime", "create_app", "fhir_response", "get_runtime", "get_settings",
-           "outcome_response"]
+__all__ = [
+    "RelayRuntime",
+    "audit_record",
+    "create_app",
+    "fhir_response",
+    "get_runtime",
+    "get_settings",
+    "outcome_response",
+]

@@ -33,11 +33,11 @@ from starlette.exceptions import HTTPException
 from fhir_iapt.errors import Issue
 from fhir_iapt.relay.app import (
     RelayRuntime,
+    audit_record,
     get_runtime,
     get_settings,
     outcome_response,
 )
-from fhir_iapt.relay.audit import AuditRecord
 from fhir_iapt.relay.intake import (
     IntakeError,
     IntakeResult,
@@ -190,14 +190,6 @@ def _status(info: MessageInfo) -> dict[str, Any]:
 # --- intake ------------------------------------------------------------------------------
 
 
-def _record(request: Request) -> AuditRecord:
-    record: AuditRecord | None = getattr(request.state, "audit", None)
-    if record is None:
-        record = AuditRecord()
-        request.state.audit = record
-    return record
-
-
 def _process(
     runtime: RelayRuntime, settings: RelaySettings, direction: Direction, body: bytes,
     mapping: str | None, content_type: str,
@@ -246,7 +238,7 @@ async def _accept(
                     Issue("this Idempotency-Key was used before with a different request",
                           code="conflict", expression="Idempotency-Key"),
                 )
-            _record(request).reason = "idempotent replay"
+            audit_record(request).reason = "idempotent replay"
             return Response(stored.response, status_code=stored.status_code,
                             media_type="application/json" if stored.status_code < 300
                             else "application/fhir+json",
@@ -259,7 +251,7 @@ async def _accept(
     metrics.duplicates.labels(direction).inc(result.duplicates)
     metrics.rejected.labels(direction).inc(len(result.rejected))
     metrics.skipped.labels(direction).inc(len(result.skipped))
-    record = _record(request)
+    record = audit_record(request)
     record.message_ids = [a["id"] for a in result.accepted]
     record.counts = {
         "accepted": len(result.accepted), "skipped": len(result.skipped),
@@ -377,7 +369,7 @@ async def replay_message(
             return outcome_response(404, "no message with this id")
         return outcome_response(409, f"only a dead letter can be replayed; this one is "
                                      f"{current.status}")
-    _record(request).message_ids = [message_id]
+    audit_record(request).message_ids = [message_id]
     if runtime.worker is not None:
         runtime.worker.wake()
     return Response(orjson.dumps(_status(info)), status_code=202, media_type="application/json")
