@@ -17,6 +17,11 @@ server locations, or the OperationOutcome. Undelivered Bundles are kept verbatim
 statuses, server locations and outcome issues without their ``diagnostics`` text (servers often
 quote the refused value there).
 
+Conditional creates are fitted to the server (``conditional="auto"``, see
+:mod:`fhir_iapt.client._conditional`): where its CapabilityStatement does not offer conditional
+create by identifier for a type, that type's entries go as ``PUT <Type>/<id>`` under the
+converter's deterministic id. ``failed.ndjson`` still keeps the Bundles as they were read.
+
 When the server cannot be reached after all retries, or refuses our credentials, the remaining
 Bundles are not attempted (status ``not-attempted``, all in ``failed.ndjson``) unless
 ``keep_going`` is set: a dead server should not cost the whole retry budget once per Bundle.
@@ -33,7 +38,15 @@ from typing import Any, Literal
 import orjson
 
 from fhir_iapt.client import FhirClient, attempts_of
-from fhir_iapt.errors import ConfigError, DeliveryError, Location, ReadError
+from fhir_iapt.client._conditional import ConditionalMode, conditional_types, fit_bundle
+from fhir_iapt.errors import (
+    AuthError,
+    ConfigError,
+    DeliveryError,
+    Location,
+    ReadError,
+    TransportError,
+)
 
 BUNDLES_FILE = "bundles.ndjson"
 RESULTS_FILE = "results.ndjson"
@@ -230,7 +243,34 @@ def read_inputs(paths: Iterable[Path], *, chunk_size: int = 100) -> Iterator[Pus
 # ---- sending ----------------------------------------------------------------------------------
 
 
-def push_one(client: FhirClient, item: PushItem) -> PushResult:
+class BundleFitter:
+    """Rewrites conditional creates the server cannot honour (decided once per run)."""
+
+    def __init__(self, client: FhirClient, mode: ConditionalMode = "auto") -> None:
+        self.client = client
+        self.mode = mode
+        self._keep: frozenset[str] | None = None
+        self._decided = mode != "auto"
+        if mode == "put":
+            self._keep = frozenset()
+
+    def _decide(self) -> None:
+        try:
+            self._keep = conditional_types(self.client.capabilities())
+        except (TransportError, AuthError):
+            return  # the server is not answering us yet: ask again before the next Bundle
+        except DeliveryError:
+            self._keep = None  # no usable CapabilityStatement: send Bundles as built
+        self._decided = True
+
+    def __call__(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        if not self._decided:
+            self._decide()
+        return fit_bundle(bundle, self._keep)
+
+
+def push_one(client: FhirClient, item: PushItem,
+             fit: BundleFitter | None = None) -> PushResult:
     """Send one item; every failure becomes a failed PushResult (ConfigError propagates)."""
     source = item.location.render()
     if item.bundle is None:
@@ -238,11 +278,12 @@ def push_one(client: FhirClient, item: PushItem) -> PushResult:
         return PushResult(None, source, "failed", error_code=error.error_code,
                           outcome=error.to_operation_outcome())
     bundle_id = item.bundle.get("id") if isinstance(item.bundle.get("id"), str) else None
+    bundle = fit(item.bundle) if fit is not None else item.bundle
     try:
-        if item.bundle.get("type") == "batch":
-            answer = client.batch(item.bundle)
+        if bundle.get("type") == "batch":
+            answer = client.batch(bundle)
         else:
-            answer = client.transaction(item.bundle)
+            answer = client.transaction(bundle)
     except DeliveryError as exc:
         return PushResult(
             bundle_id, source, "failed",
@@ -283,8 +324,10 @@ def push_items(
     items: Iterable[PushItem],
     *,
     keep_going: bool = False,
+    conditional: ConditionalMode = "auto",
 ) -> Iterator[tuple[PushItem, PushResult]]:
     """Send items in order, yielding each with its result (see the module docstring)."""
+    fit = BundleFitter(client, conditional)
     stopped = False
     for item in items:
         if stopped:
@@ -292,7 +335,7 @@ def push_items(
             yield item, PushResult(bundle_id if isinstance(bundle_id, str) else None,
                                    item.location.render(), "not-attempted")
             continue
-        result = push_one(client, item)
+        result = push_one(client, item, fit)
         yield item, result
         if not keep_going and _fatal(result):
             stopped = True
@@ -379,6 +422,7 @@ def push(
     *,
     chunk_size: int = 100,
     keep_going: bool = False,
+    conditional: ConditionalMode = "auto",
     on_result: Callable[[PushResult], None] | None = None,
 ) -> PushSummary:
     """Push files/folders; write ``results.ndjson`` (and ``failed.ndjson``) into ``out_dir``.
@@ -390,7 +434,8 @@ def push(
     summary = PushSummary()
     items = read_inputs(paths, chunk_size=chunk_size)
     with PushOutput(out_dir or default_out_dir(paths[0])) as output:
-        for item, result in push_items(client, items, keep_going=keep_going):
+        for item, result in push_items(client, items, keep_going=keep_going,
+                                       conditional=conditional):
             output.write(item, result)
             summary.results.append(result)
             if on_result is not None:
@@ -403,6 +448,7 @@ __all__ = [
     "DEPENDENCY_ORDER",
     "FAILED_FILE",
     "RESULTS_FILE",
+    "BundleFitter",
     "PushItem",
     "PushOutput",
     "PushResult",

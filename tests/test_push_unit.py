@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from client_helpers import referral_bundle
 
 from fhir_iapt.cli import main
-from fhir_iapt.client import FhirClient, RetryPolicy
+from fhir_iapt.client import FhirClient, RetryPolicy, conditional_types, fit_bundle
 from fhir_iapt.push import bulk_files, push, read_bulk
 
 BASE = "https://fhir.example.test/R4"
@@ -41,7 +41,7 @@ def test_unreadable_lines_fail_alone_and_are_kept_verbatim(tmp_path: Path) -> No
     source = tmp_path / "bundles.ndjson"
     source.write_bytes(b"\n".join(lines) + b"\n")
     with _client(_ok) as client:
-        summary = push(client, [source])
+        summary = push(client, [source], conditional="keep")
     assert [r.status for r in summary.results] == ["delivered", "failed", "failed"]
     assert [r.error_code for r in summary.results] == [None, "FI100", "FI100"]
     assert summary.results[1].source == f"{source} row 2 line 2"
@@ -97,7 +97,7 @@ def test_dead_server_stops_the_run_but_keeps_every_bundle(tmp_path: Path) -> Non
     source = tmp_path / "bundles.ndjson"
     source.write_bytes(b"".join(orjson.dumps(b) + b"\n" for b in bundles))
     with _client(refuse) as client:
-        summary = push(client, [source])
+        summary = push(client, [source], conditional="keep")
     assert [r.status for r in summary.results] == ["failed"] + ["not-attempted"] * 3
     assert len(calls) == 2
     kept = [json.loads(line) for line in (tmp_path / "failed.ndjson").read_text().splitlines()]
@@ -116,7 +116,7 @@ def test_keep_going_tries_every_bundle(tmp_path: Path) -> None:
     source.write_bytes(b"".join(orjson.dumps(referral_bundle(f"kg-{n}")) + b"\n"
                                 for n in range(3)))
     with _client(refuse) as client:
-        summary = push(client, [source], keep_going=True)
+        summary = push(client, [source], keep_going=True, conditional="keep")
     assert [r.status for r in summary.results] == ["failed"] * 3
     assert len(calls) == 6
 
@@ -132,7 +132,7 @@ def test_batch_with_a_failed_entry_is_a_failed_bundle(tmp_path: Path) -> None:
     source = tmp_path / "bundles.ndjson"
     source.write_bytes(orjson.dumps(batch) + b"\n")
     with _client(answer) as client:
-        summary = push(client, [source])
+        summary = push(client, [source], conditional="keep")
     result = summary.results[0]
     assert result.status == "failed"
     assert result.error_code == "FI724"
@@ -184,3 +184,63 @@ def test_cli_server_must_be_http(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["push", str(source), "--server", "ftp://x.test/fhir"])
     assert result.exit_code == 2
     assert "FI801" in result.output
+
+
+CAPABILITIES = {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+    {"type": "Patient", "conditionalCreate": True,
+     "searchParam": [{"name": "identifier", "type": "token"}]},
+    {"type": "Observation", "conditionalCreate": True, "searchParam": [{"name": "code"}]},
+    {"type": "Condition", "searchParam": [{"name": "identifier", "type": "token"}]},
+]}]}
+
+
+def test_conditional_types_need_flag_and_identifier_search() -> None:
+    """Only types declaring conditionalCreate and an identifier search parameter count."""
+    assert conditional_types(CAPABILITIES) == frozenset({"Patient"})
+
+
+def _conditional_bundle() -> dict[str, Any]:
+    def entry(rtype: str) -> dict[str, Any]:
+        return {"fullUrl": f"urn:uuid:{rtype.lower()}-1",
+                "resource": {"resourceType": rtype, "id": f"{rtype.lower()}-1"},
+                "request": {"method": "POST", "url": rtype,
+                            "ifNoneExist": f"identifier=https://x.test|{rtype}"}}
+    return {"resourceType": "Bundle", "type": "transaction",
+            "entry": [entry("Patient"), entry("QuestionnaireResponse")]}
+
+
+@pytest.mark.parametrize(
+    ("mode", "methods"),
+    [("auto", ["POST", "PUT"]), ("keep", ["POST", "POST"]), ("put", ["PUT", "PUT"])],
+)
+def test_push_fits_conditional_creates_to_the_server(
+    tmp_path: Path, mode: str, methods: list[str]
+) -> None:
+    """auto keeps conditional create where the server offers it and PUTs the rest at their ids."""
+    sent: list[dict[str, Any]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/metadata"):
+            return httpx.Response(200, json=CAPABILITIES)
+        sent.append(json.loads(request.content))
+        return _ok(request)
+
+    original = _conditional_bundle()
+    source = tmp_path / "bundles.ndjson"
+    source.write_bytes(orjson.dumps(original) + b"\n")
+    with _client(server) as client:
+        summary = push(client, [source], conditional=mode)  # type: ignore[arg-type]
+    assert summary.all_delivered
+    assert [e["request"]["method"] for e in sent[0]["entry"]] == methods
+    expected_url = "QuestionnaireResponse" if mode == "keep" else (
+        "QuestionnaireResponse/questionnaireresponse-1")
+    assert sent[0]["entry"][1]["request"]["url"] == expected_url
+    assert json.loads(source.read_text()) == original
+
+
+def test_fit_bundle_leaves_entries_without_ids() -> None:
+    """A conditional create whose resource has no id cannot become a PUT and is left alone."""
+    bundle = _conditional_bundle()
+    del bundle["entry"][1]["resource"]["id"]
+    fitted = fit_bundle(bundle, frozenset())
+    assert [e["request"]["method"] for e in fitted["entry"]] == ["PUT", "POST"]

@@ -24,6 +24,7 @@ from fhir_iapt.client import (
     RetryPolicy,
     SmartBackendServices,
 )
+from fhir_iapt.client._conditional import ConditionalMode
 from fhir_iapt.errors import ConfigError, FhirIaptError
 from fhir_iapt.push import FAILED_FILE, RESULTS_FILE, PushResult, default_out_dir
 from fhir_iapt.push import push as push_to
@@ -31,6 +32,7 @@ from fhir_iapt.push import push as push_to
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+_MODES: dict[str, ConditionalMode] = {"auto": "auto", "keep": "keep", "put": "put"}
 
 
 def _secret_from(env: str | None, file: Path | None, what: str) -> str | None:
@@ -169,6 +171,11 @@ class _Progress:
               show_default=True, help="Seconds to wait for the server per request.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=100, show_default=True,
               help="Resources per transaction when pushing a bulk layout.")
+@click.option("--conditional", type=click.Choice(["auto", "keep", "put"]), default="auto",
+              show_default=True,
+              help="Conditional creates: auto = keep them for types the server's "
+              "CapabilityStatement can conditionally create by identifier, PUT under the "
+              "deterministic id otherwise; keep = send as built; put = always PUT.")
 @click.option("--keep-going", is_flag=True,
               help="Try every Bundle even after the server became unreachable or refused us.")
 def push(
@@ -193,6 +200,7 @@ def push(
     backoff: float,
     timeout: float,
     chunk_size: int,
+    conditional: str,
     keep_going: bool,
 ) -> None:
     """Send bundles.ndjson, a bulk layout folder or a failed.ndjson to a FHIR server."""
@@ -212,7 +220,8 @@ def push(
                         cert=(cert, key) if cert is not None and key is not None else None
                         ) as client:
             summary = push_to(client, inputs, target, chunk_size=chunk_size,
-                              keep_going=keep_going, on_result=progress)
+                              keep_going=keep_going, on_result=progress,
+                              conditional=_MODES[conditional])
     except FhirIaptError as exc:  # configuration, or an input that cannot be opened
         err.write(f"fhir-iapt push: {exc} ({exc.error_code})\n")
         raise SystemExit(EXIT_USAGE) from None

@@ -14,6 +14,7 @@ from fhir_iapt.client._auth import (
     load_signing_key,
 )
 from fhir_iapt.client._client import DEFAULT_TIMEOUT, AsyncFhirClient, FhirClient, ssl_context
+from fhir_iapt.client._conditional import ConditionalMode, conditional_types, fit_bundle
 from fhir_iapt.client._core import BundleResponse, EntryOutcome, SearchParams, WriteResult
 from fhir_iapt.client._errors import attempts_of, redacted_url
 from fhir_iapt.client._retry import DEFAULT_RETRY_STATUSES, RetryPolicy
@@ -25,6 +26,7 @@ __all__ = [
     "BearerToken",
     "BundleResponse",
     "ClientCredentials",
+    "ConditionalMode",
     "EntryOutcome",
     "FhirClient",
     "RetryPolicy",
@@ -33,6 +35,8 @@ __all__ = [
     "SmartBackendServices",
     "WriteResult",
     "attempts_of",
+    "conditional_types",
+    "fit_bundle",
     "load_signing_key",
     "redacted_url",
     "ssl_context",
