@@ -91,13 +91,25 @@ def test_each_httpx_exception_is_translated(name: str) -> None:
     assert "9434765919" not in str(error)
 
 
-def test_tls_failure_is_not_retried() -> None:
-    """A ConnectError caused by an SSL error (bad CA, refused client cert) is final, FI714."""
-    exc = httpx.ConnectError("handshake")
-    exc.__cause__ = ssl.SSLCertVerificationError("certificate verify failed")
-    error = map_exception(exc, RequestInfo("POST", "https://fhir.example.test/R4"))
-    assert type(error) is DeliveryError
-    assert error.error_code == "FI714"
+@pytest.mark.parametrize(
+    ("exc", "cause", "code"),
+    [
+        (httpx.ConnectError, ssl.SSLCertVerificationError("certificate verify failed"), "FI714"),
+        (httpx.ReadError, ssl.SSLError("tlsv1 alert unknown ca"), "FI714"),
+        (httpx.ReadError, ssl.SSLEOFError("EOF occurred in violation of protocol"), "FI713"),
+        (httpx.ConnectError, ConnectionRefusedError(111, "refused"), "FI712"),
+    ],
+)
+def test_tls_refusals_are_final_but_dropped_tls_is_retried(
+    exc: type[Exception], cause: BaseException, code: str
+) -> None:
+    """An SSL refusal (bad CA, refused client cert) is final FI714; an SSL EOF is a drop."""
+    error_in = exc("failed")
+    error_in.__cause__ = cause
+    error = map_exception(error_in, RequestInfo("POST", "https://fhir.example.test/R4"))
+    assert error.error_code == code
+    assert isinstance(error, DeliveryError)
+    assert error.retryable is (code != "FI714")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 httpx exception                                   -> project error (code)        retried
 TimeoutException (Connect/Read/Write/PoolTimeout) -> TransportError (FI711)      yes
 ConnectError                                      -> TransportError (FI712)      yes
-ConnectError caused by an ssl.SSLError            -> DeliveryError  (FI714)      no
+Connect/NetworkError caused by a TLS refusal       -> DeliveryError  (FI714)      no
 NetworkError (Read/Write/CloseError)              -> TransportError (FI713)      yes
 RemoteProtocolError (connection dropped)          -> TransportError (FI713)      yes
 ProxyError                                        -> TransportError (FI715)      yes
@@ -62,11 +62,12 @@ def _describe(info: RequestInfo) -> str:
     return f"{info.method} {info.url}"
 
 
-def _ssl_cause(exc: BaseException) -> bool:
+def _tls_failure(exc: BaseException) -> bool:
+    """Caused by a TLS refusal (untrusted certificate, alert), not by a dropped connection."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError):
-            return True
+            return not isinstance(seen, ssl.SSLEOFError | ssl.SSLZeroReturnError)
         seen = seen.__cause__ or seen.__context__
     return False
 
@@ -77,13 +78,14 @@ def map_exception(exc: Exception, info: RequestInfo) -> FhirIaptError:
     kind = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return TransportError(f"{where}: timed out ({kind})", request=info, error_code="FI711")
+    if isinstance(exc, httpx.ConnectError | httpx.NetworkError) and _tls_failure(exc):
+        # Under TLS 1.3 a refused client certificate only shows on the first read.
+        return DeliveryError(
+            f"{where}: TLS handshake failed (check --ca-bundle / client certificate)",
+            request=info,
+            error_code="FI714",
+        )
     if isinstance(exc, httpx.ConnectError):
-        if _ssl_cause(exc):
-            return DeliveryError(
-                f"{where}: TLS handshake failed (check --ca-bundle / client certificate)",
-                request=info,
-                error_code="FI714",
-            )
         return TransportError(f"{where}: could not connect", request=info, error_code="FI712")
     if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
         return TransportError(
