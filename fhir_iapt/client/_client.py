@@ -32,7 +32,7 @@ from fhir_iapt.client._core import (
 )
 from fhir_iapt.client._errors import redacted_url, translating, with_attempts
 from fhir_iapt.client._retry import RetryPolicy
-from fhir_iapt.errors import ConfigError, FhirIaptError
+from fhir_iapt.errors import ConfigError, FhirIaptError, TransportError
 
 T = TypeVar("T")
 log = logging.getLogger("fhir_iapt.client")
@@ -119,8 +119,13 @@ class FhirClient(_Shell):
         def once() -> httpx.Response:
             nonlocal attempts
             attempts += 1
-            with translating(request):
-                response = self._http.send(request)
+            try:
+                with translating(request):
+                    response = self._http.send(request)
+            except TransportError as exc:
+                if attempts < self.retry.attempts:
+                    _log_retry(request, attempts, f"failed ({exc.error_code})")
+                raise
             if attempts < self.retry.attempts and self.retry.retryable_response(response):
                 _log_retry(request, attempts, f"answered {response.status_code}")
             return response
@@ -215,8 +220,13 @@ class AsyncFhirClient(_Shell):
         async def once() -> httpx.Response:
             nonlocal attempts
             attempts += 1
-            with translating(request):
-                response = await self._http.send(request)
+            try:
+                with translating(request):
+                    response = await self._http.send(request)
+            except TransportError as exc:
+                if attempts < self.retry.attempts:
+                    _log_retry(request, attempts, f"failed ({exc.error_code})")
+                raise
             if attempts < self.retry.attempts and self.retry.retryable_response(response):
                 _log_retry(request, attempts, f"answered {response.status_code}")
             return response
