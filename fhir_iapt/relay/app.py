@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fhir_iapt.consent import ConsentRegister, load_consent_register
 from fhir_iapt.errors import Issue, operation_outcome
 from fhir_iapt.relay.audit import AuditRecord, audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import make_clients
@@ -63,6 +64,7 @@ class RelayRuntime:
     authenticator: Authenticator
     metrics: RelayMetrics
     validation: Validation
+    consent: ConsentRegister | None = None
     worker: DeliveryWorker | None = None
     warm: bool = False
 
@@ -210,6 +212,10 @@ def create_app(
         authenticator=Authenticator(settings.auth, http=http),
         metrics=RelayMetrics(outbox.counts),
         validation=Validation(settings.intake.validation),
+        consent=(
+            load_consent_register(settings.intake.consent_registers)
+            if settings.intake.consent_registers else None
+        ),
     )
 
     async def _warm() -> None:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import orjson
 
+from fhir_iapt.consent import ConsentRegister
 from fhir_iapt.errors import (
     FhirIaptError,
     Issue,
@@ -180,13 +181,20 @@ def convert(
     mapping_name: str | None,
     content_type: str,
     validation: Validation,
+    consent: ConsentRegister | None = None,
 ) -> list[Result]:
-    """Convert a body into results (raises IntakeError when the request itself is unusable)."""
+    """Convert a body into results (raises IntakeError when the request itself is unusable).
+
+    QuestionnaireResponses are gated on ``consent`` (none sent without a register) and pass
+    the validator on the first bundle of each request (their entry point validates itself).
+    """
     if direction == "outcome" and content_type == FHIR_JSON:
         from fhir_iapt.outcomes import convert_questionnaire_responses
 
-        responses = list(convert_questionnaire_responses(io.BytesIO(body), name=BODY_NAME))
-        return validation.apply("QuestionnaireResponse", responses)
+        policy: Literal["first", "full"] = "full" if validation.policy == "full" else "first"
+        return list(convert_questionnaire_responses(
+            io.BytesIO(body), name=BODY_NAME, consent=consent, validation=policy
+        ))
     mapping = resolve_mapping(mapping_name, direction, content_type)
     return validation.apply(f"mapping:{mapping_name}", _mapped(body, mapping))
 

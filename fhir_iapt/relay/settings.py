@@ -73,6 +73,10 @@ class IntakeSettings(_Frozen):
 
     validation: Literal["once", "request", "full"] = "once"
     warm_up: bool = True
+    #: CSV files of recorded consent to share outcomes (``nhs_number``,
+    #: ``consent_share_outcomes``, optionally the referral identifier), read at start: a
+    #: QuestionnaireResponse carries no consent, so without a register none is sent.
+    consent_registers: tuple[Path, ...] = ()
 
 
 class DeliverySettings(_Frozen):
@@ -261,6 +265,12 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
             node[key] = str(base / value)
 
     fix(data.setdefault("store", {}), "data_dir", "relay-data")
+    intake = data.get("intake")
+    if isinstance(intake, dict) and isinstance(intake.get("consent_registers"), list):
+        intake["consent_registers"] = [
+            str(base / p) if isinstance(p, str) and not Path(p).is_absolute() else p
+            for p in intake["consent_registers"]
+        ]
     auth = data.get("auth")
     if isinstance(auth, dict):
         fix(auth.get("jwt"), "jwks_file")
