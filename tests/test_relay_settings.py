@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fhir_iapt.errors import ConfigError
+from fhir_iapt.relay.app import create_app
 from fhir_iapt.relay.settings import load_settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "relay.toml"
@@ -76,8 +77,11 @@ def test_not_toml_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_example_config_loads() -> None:
-    """examples/relay.toml, shown in the README, is a complete valid config."""
+    """examples/relay.toml, shown in the README, is a complete valid config an app builds from
+    (its consent register included)."""
     settings = load_settings(EXAMPLE, env={})
     assert set(settings.destinations) >= {"iapt"}
     assert settings.auth.api_keys
     assert settings.outcomes.routes
+    app = create_app(settings)
+    assert app.state.relay.consent is not None
