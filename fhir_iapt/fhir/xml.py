@@ -210,9 +210,10 @@ def _read_children(type_name: str, path: str, node: etree._Element, out: dict[st
     for child in node:
         if not isinstance(child.tag, str):
             continue  # comments and processing instructions carry no data
-        key = _local(child, file)
+        key = "div" if child.tag == f"{{{XHTML_NS}}}div" else _local(child, file)
         match = defs.match_key(elements, key)
-        if match is None or (match[0].xml_attr and not resource_root):
+        if match is None or (match[0].xml_attr and not resource_root) or (
+                key == "div") != (match[1] == "xhtml"):
             raise _fail_read(f"element {key!r} is not defined in R4 {type_name}", child, file)
         element, type_code = match
         value, shadow = _read_element(type_name, element, type_code, child, file)

@@ -1,0 +1,97 @@
+"""``fhir-iapt validate PATH...``: check FHIR files against R4 and the shipped profiles.
+
+Each PATH is a FHIR JSON resource or Bundle, FHIR XML, or NDJSON (one resource or Bundle a
+line). Every invalid resource prints one OperationOutcome (a JSON line on stdout) whose issues
+name the file, the line or record, and the FHIRPath of each bad element. A summary
+``N valid, M invalid`` goes to stderr.
+
+Exit status: 0 all valid, 1 some invalid, 2 a file could not be read or parsed (reported as an
+OperationOutcome too, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fhir_iapt.errors import FhirIaptError, Issue, Location, ReadError, operation_outcome
+
+UNREADABLE = "FI101"
+
+
+def _unreadable(path: Path, message: str, line: int | None = None) -> ReadError:
+    location = Location(file=str(path), line=line)
+    return ReadError(message, location=location, error_code=UNREADABLE)
+
+
+def _units(path: Path) -> Iterator[tuple[Location, Any]]:
+    """Yield ``(where, resource-or-None)``; None stands for a line that is not JSON."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, f"cannot read the file ({exc.strerror})") from exc
+    text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<"):
+        from fhir_iapt.fhir.xml import xml_to_resource
+
+        yield Location(file=str(path)), xml_to_resource(data, file=str(path))
+        return
+    try:
+        decoded = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _unreadable(path, "not UTF-8 text") from exc
+    try:
+        yield Location(file=str(path)), json.loads(decoded)
+        return
+    except json.JSONDecodeError as exc:
+        whole_error = exc
+    lines = decoded.splitlines()
+    if sum(1 for line in lines if line.strip()) < 2:
+        raise _unreadable(path, f"not JSON ({whole_error.msg})", whole_error.lineno)
+    row = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row += 1
+        where = Location(file=str(path), row=row, line=number)
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError:
+            yield where, None
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Validate FHIR JSON, XML or NDJSON files against R4 and the fhir-iapt profiles."""
+    from fhir_iapt.fhir.validate import default_validator, has_errors
+
+    validator = default_validator()
+    valid = invalid = 0
+    unreadable = False
+    for path in paths:
+        try:
+            for where, resource in _units(path):
+                if resource is None:
+                    issues = [Issue(diagnostics="line is not JSON", code="structure",
+                                    location=where, error_code=UNREADABLE)]
+                else:
+                    issues = validator.validate(resource, location=where)
+                if has_errors(issues):
+                    invalid += 1
+                    click.echo(json.dumps(operation_outcome(issues), ensure_ascii=False))
+                else:
+                    valid += 1
+        except FhirIaptError as exc:
+            unreadable = True
+            click.echo(json.dumps(exc.to_operation_outcome(), ensure_ascii=False))
+    click.echo(f"{valid} valid, {invalid} invalid", err=True)
+    if unreadable:
+        raise SystemExit(2)
+    if invalid:
+        raise SystemExit(1)
