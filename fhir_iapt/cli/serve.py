@@ -43,6 +43,9 @@ def _configure_logging(level: str) -> None:
     relay = logging.getLogger("fhir_iapt")
     relay.handlers[:] = [own]
     relay.setLevel(level.upper())
+    relay.propagate = False
+    # httpx logs every request URL at INFO; the audit line and the worker's log say enough.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @click.command()

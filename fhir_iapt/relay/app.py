@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_iapt.consent import ConsentRegister, load_consent_register
 from fhir_iapt.errors import Issue, operation_outcome
 from fhir_iapt.relay.audit import AuditRecord, audit_event, safe_query, write_audit
-from fhir_iapt.relay.destinations import make_clients
+from fhir_iapt.relay.destinations import FittedClient, make_clients
 from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.security import Authenticator, AuthFailure
@@ -229,7 +229,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         outbox.open()
-        owned = make_clients(settings) if clients is None else {}
+        owned: dict[str, FittedClient] = make_clients(settings) if clients is None else {}
         worker = DeliveryWorker(
             outbox, clients if clients is not None else owned, settings.delivery,
             runtime.metrics,

@@ -10,11 +10,13 @@ maps it to a destination; anything else goes to ``default_destination``. The key
 the bundle itself, so a QuestionnaireResponse-based outcome and an export row route alike.
 
 Clients are :class:`~fhir_iapt.client.AsyncFhirClient` instances, one per destination for the
-relay's lifetime, each with the client's retry policy for quick in-process retries.
+relay's lifetime, each with the client's retry policy for quick in-process retries, wrapped in
+:class:`FittedClient` so conditional creates fit what the server supports.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,11 @@ from fhir_iapt.client import (
     AsyncFhirClient,
     BearerToken,
     ClientCredentials,
+    ConditionalMode,
     RetryPolicy,
     SmartBackendServices,
+    conditional_types,
+    fit_bundle,
 )
 from fhir_iapt.errors import ConfigError, Location, RecordError
 from fhir_iapt.relay.settings import (
@@ -107,7 +112,41 @@ def _auth(auth: DestinationAuth, name: str) -> httpx.Auth | None:
     return None
 
 
-def make_client(name: str, destination: Destination, delivery: DeliverySettings) -> AsyncFhirClient:
+class FittedClient:
+    """A destination's client that fits each bundle's conditional creates to the server.
+
+    ``conditional = "auto"`` reads the server's CapabilityStatement once (on the first
+    delivery; a failure there fails that attempt, which is retried) and keeps ``ifNoneExist``
+    only for the types it can conditionally create by identifier, PUTting the rest under their
+    deterministic ids (the same rule as ``fhir-iapt push``); ``"keep"`` sends bundles as built;
+    ``"put"`` PUTs every conditional create. Either way a resend creates nothing new.
+    """
+
+    def __init__(self, client: AsyncFhirClient, mode: ConditionalMode) -> None:
+        self.client = client
+        self.mode = mode
+        self._keep: frozenset[str] | None = None
+        self._known = mode != "auto"
+        if mode == "put":
+            self._keep = frozenset()
+        self._lock = asyncio.Lock()
+
+    async def _fit(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        if not self._known:
+            async with self._lock:
+                if not self._known:
+                    self._keep = conditional_types(await self.client.capabilities())
+                    self._known = True
+        return fit_bundle(bundle, self._keep)
+
+    async def transaction(self, bundle: dict[str, Any]) -> Any:
+        return await self.client.transaction(await self._fit(bundle))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def make_client(name: str, destination: Destination, delivery: DeliverySettings) -> FittedClient:
     """The long-lived client for one destination."""
     retry = RetryPolicy(
         attempts=delivery.client_attempts,
@@ -118,7 +157,7 @@ def make_client(name: str, destination: Destination, delivery: DeliverySettings)
     cert = None
     if destination.client_cert is not None and destination.client_key is not None:
         cert = (destination.client_cert, destination.client_key)
-    return AsyncFhirClient(
+    client = AsyncFhirClient(
         destination.base_url,
         auth=_auth(destination.auth, name),
         retry=retry,
@@ -126,9 +165,10 @@ def make_client(name: str, destination: Destination, delivery: DeliverySettings)
         verify=destination.ca_bundle if destination.ca_bundle is not None else True,
         cert=cert,
     )
+    return FittedClient(client, destination.conditional)
 
 
-def make_clients(settings: RelaySettings) -> dict[str, AsyncFhirClient]:
+def make_clients(settings: RelaySettings) -> dict[str, FittedClient]:
     """One client per configured destination."""
     return {
         name: make_client(name, dest, settings.delivery)
@@ -136,4 +176,4 @@ def make_clients(settings: RelaySettings) -> dict[str, AsyncFhirClient]:
     }
 
 
-__all__ = ["make_client", "make_clients", "referral_identifier_system", "route"]
+__all__ = ["FittedClient", "make_client", "make_clients", "referral_identifier_system", "route"]

@@ -137,10 +137,16 @@ class DestinationAuth(_Frozen):
 
 
 class Destination(_Frozen):
-    """A FHIR server the relay delivers to (TLS: ``ca_bundle``, ``client_cert``/``client_key``)."""
+    """A FHIR server the relay delivers to (TLS: ``ca_bundle``, ``client_cert``/``client_key``).
+
+    ``conditional``: ``auto`` keeps conditional creates only for the types the server's
+    CapabilityStatement can conditionally create by identifier and PUTs the rest under their
+    deterministic ids; ``keep`` sends bundles as built; ``put`` PUTs them all.
+    """
 
     base_url: Annotated[str, Field(pattern=r"^https?://")]
     auth: DestinationAuth = DestinationAuth()
+    conditional: Literal["auto", "keep", "put"] = "auto"
     ca_bundle: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
