@@ -26,7 +26,6 @@ from urllib.parse import quote
 
 from fhir_iapt.systems import CANONICAL_BASE
 
-
 #: namespace -> its 16 bytes (``UUID.bytes`` is recomputed from an int on every access).
 _NAMESPACE_BYTES: dict[uuid.UUID, bytes] = {}
 
