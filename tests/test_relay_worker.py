@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from fhir_iapt.client import AsyncFhirClient, FhirClient, RetryPolicy
+from fhir_iapt.relay.destinations import FittedClient
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.settings import DeliverySettings
 from fhir_iapt.relay.store import NewMessage, Outbox
@@ -75,7 +76,7 @@ def _run(
         finally:
             await worker.stop(grace=2.0)
             for client in clients.values():
-                if isinstance(client, AsyncFhirClient):
+                if isinstance(client, AsyncFhirClient | FittedClient):
                     await client.aclose()
 
     asyncio.run(main())
@@ -234,3 +235,38 @@ def test_unconfigured_destination_waits(tmp_path: Path) -> None:
 
 
 
+
+
+@pytest.mark.integration
+def test_conditional_creates_fit_the_server(tmp_path: Path, fhir_server: str) -> None:
+    """A QuestionnaireResponse sent as a conditional create (which this server cannot search
+    by identifier) is PUT under its deterministic id instead: both sends succeed, one id."""
+    value = f"qr-{uuid.uuid4().hex}"
+    qr_id = str(uuid.uuid5(uuid.NAMESPACE_URL, value))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{
+            "fullUrl": f"urn:uuid:{qr_id}",
+            "resource": {"resourceType": "QuestionnaireResponse", "id": qr_id,
+                         "identifier": {"system": SYSTEM, "value": value},
+                         "status": "completed"},
+            "request": {"method": "POST", "url": "QuestionnaireResponse",
+                        "ifNoneExist": f"identifier={SYSTEM}|{value}"},
+        }],
+    }
+    outbox = _outbox(tmp_path)
+    payload = orjson.dumps(bundle)
+    first, second = outbox.enqueue([NewMessage("outcome", "clinic", "a", payload),
+                                    NewMessage("outcome", "clinic", "b", payload)])
+
+    def delivered() -> bool:
+        return all((i := outbox.info(m.id)) is not None and i.status == "delivered"
+                   for m in (first, second))
+
+    _run(outbox, lambda: {"clinic": FittedClient(AsyncFhirClient(fhir_server), "auto")},
+         delivered)
+    outbox.close()
+    with FhirClient(fhir_server) as sync:
+        stored = sync.read("QuestionnaireResponse", qr_id)
+    assert stored["identifier"]["value"] == value
