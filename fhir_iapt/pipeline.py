@@ -8,13 +8,17 @@ Validation is layered so the hot path stays fast without giving up proof:
 
 * every record's *values* are checked at the map stage (modulus 11, dates, ranges, codes);
 * the *shape* of what a mapping produces is checked by the real validator (R4 + the project's
-  profiles) on the first bundle of every run (``validation="first"``, the default);
+  profiles) on the first bundle of a run (``validation="first"``, the default). Loading the
+  validator costs seconds (fhircraft builds its R4 models on import), so with a
+  :class:`ShapeCache` a passed check is remembered per mapping file, profile set and adapter
+  code, and later runs skip it until one of those changes;
 * ``validation="full"`` runs the real validator on every bundle (slower; the test-suite and
   ``fhir-iapt validate`` do this over every output).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import os
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from fhir_iapt._data import profiles_dir
 from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
@@ -91,12 +96,62 @@ def convert_record(
         return Rejected(exc, exc.location or record.location)
 
 
+class ShapeCache:
+    """Remembers which (mapping, profiles, adapter code, options) passed the first-bundle check.
+
+    One empty stamp file per passed combination in ``directory``; the key hashes the mapping
+    file, every file in ``profiles/``, the adapter's own source files and the build options, so
+    any change to what shapes the output makes the check run again.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def key(self, mapping: Mapping, options: BuildOptions) -> str | None:
+        if mapping.path is None:
+            return None
+        digest = hashlib.sha256()
+        digest.update(Path(mapping.path).read_bytes())
+        digest.update(repr(options).encode())
+        for root in (profiles_dir(), Path(__file__).resolve().parent):
+            for path in sorted(root.rglob("*")):
+                if path.suffix in (".json", ".py", ".yaml") and path.is_file():
+                    digest.update(path.name.encode())
+                    digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+    def passed(self, key: str) -> bool:
+        return (self.directory / key).exists()
+
+    def remember(self, key: str) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / key).touch()
+        except OSError:
+            pass  # a read-only cache only means the check runs again next time
+
+
 class _Checker:
     """Runs the real validator on the first bundle of a run, or on every bundle."""
 
-    def __init__(self, validation: Validation) -> None:
+    def __init__(
+        self,
+        validation: Validation,
+        *,
+        cache: ShapeCache | None = None,
+        mapping: Mapping | None = None,
+        options: BuildOptions = DEFAULT_OPTIONS,
+    ) -> None:
         self.validation = validation
         self._checked = False
+        self._cache = cache
+        self._key = (
+            cache.key(mapping, options)
+            if cache is not None and mapping is not None and validation == "first"
+            else None
+        )
+        if self._key is not None and cache is not None and cache.passed(self._key):
+            self._checked = True
 
     def __call__(self, result: Result) -> Result:
         if not isinstance(result, Converted):
@@ -117,6 +172,8 @@ class _Checker:
                 result.location,
             )
         self._checked = True
+        if self._key is not None and self._cache is not None:
+            self._cache.remember(self._key)
         return result
 
 
@@ -138,10 +195,11 @@ def convert_stream(
     mapping: MappingRef,
     options: BuildOptions = DEFAULT_OPTIONS,
     validation: Validation = "first",
+    shape_cache: ShapeCache | None = None,
 ) -> Iterator[Result]:
     """Convert every record of one stream, in order, in this process (constant memory)."""
     resolved = _resolve(mapping)
-    check = _Checker(validation)
+    check = _Checker(validation, cache=shape_cache, mapping=resolved, options=options)
     for item in read_source(stream, name=name, mapping=resolved):
         if isinstance(item, ReadError):
             yield Rejected(item, item.location or Location(file=name))
@@ -232,13 +290,14 @@ def convert_files(
     options: BuildOptions = DEFAULT_OPTIONS,
     validation: Validation = "first",
     workers: int = 1,
+    shape_cache: ShapeCache | None = None,
 ) -> Iterator[Result]:
     """Convert whole files in order; ``workers > 1`` maps and builds on that many processes.
 
     A file that cannot be opened yields one Rejected (ReadError) and the run goes on.
     """
     resolved = _resolve(mapping)
-    check = _Checker(validation)
+    check = _Checker(validation, cache=shape_cache, mapping=resolved, options=options)
     pool: ProcessPoolExecutor | None = None
     if workers > 1:
         if resolved.path is None:
@@ -284,10 +343,16 @@ def convert_file(
     options: BuildOptions = DEFAULT_OPTIONS,
     validation: Validation = "first",
     workers: int = 1,
+    shape_cache: ShapeCache | None = None,
 ) -> Iterator[Result]:
     """Stream one file's results (see :func:`convert_files`)."""
     return convert_files(
-        [path], mapping=mapping, options=options, validation=validation, workers=workers
+        [path],
+        mapping=mapping,
+        options=options,
+        validation=validation,
+        workers=workers,
+        shape_cache=shape_cache,
     )
 
 
@@ -329,6 +394,7 @@ class Tally:
 
 __all__ = [
     "MappingRef",
+    "ShapeCache",
     "Tally",
     "Validation",
     "convert_bytes",

@@ -7,6 +7,7 @@ Exit codes: 0 nothing rejected; 1 some records rejected (the good ones are still
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +25,7 @@ from fhir_iapt.emit import (
     write_summary,
 )
 from fhir_iapt.errors import FhirIaptError
-from fhir_iapt.pipeline import Tally
+from fhir_iapt.pipeline import ShapeCache, Tally
 from fhir_iapt.results import Converted, Rejected, Result
 
 Layout = Literal["bundles", "bulk"]
@@ -74,7 +75,8 @@ def layout_options(fn: click.decorators.FC) -> click.decorators.FC:
             type=click.Choice(["first", "full"]),
             default="first",
             show_default=True,
-            help="Run the R4 + profile validator on the first bundle of the run, or on every one.",
+            help="Run the R4 + profile validator on the first bundle (a pass is remembered per "
+            "mapping, profiles and adapter version), or on every bundle.",
         ),
         click.option(
             "--request-method",
@@ -140,9 +142,13 @@ def write_results(
 
 
 def effective_workers(workers: int) -> int:
-    import os
-
     return (os.cpu_count() or 1) if workers == 0 else workers
+
+
+def default_shape_cache() -> ShapeCache:
+    """``$XDG_CACHE_HOME/fhir-iapt/shape-checks`` (``~/.cache/...`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return ShapeCache(Path(base) / "fhir-iapt" / "shape-checks")
 
 
 __all__ = [
@@ -151,6 +157,7 @@ __all__ = [
     "EXIT_USAGE",
     "Layout",
     "OutputFormat",
+    "default_shape_cache",
     "effective_workers",
     "fail_usage",
     "layout_options",

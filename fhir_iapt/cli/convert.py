@@ -9,6 +9,7 @@ import click
 from fhir_iapt.cli._run import (
     Layout,
     OutputFormat,
+    default_shape_cache,
     effective_workers,
     fail_usage,
     layout_options,
@@ -59,6 +60,7 @@ def convert(
         options=options,
         validation=validation,
         workers=effective_workers(workers),
+        shape_cache=default_shape_cache(),
     )
     code = write_results(
         results,
