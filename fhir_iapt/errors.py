@@ -242,6 +242,8 @@ class DeliveryError(FhirIaptError):
         self.request = request
         self.status_code = status_code
         self.server_outcome = server_outcome
+        #: How many attempts were made before this error was raised (set by the client).
+        self.attempts: int | None = None
 
     @property
     def retryable(self) -> bool:

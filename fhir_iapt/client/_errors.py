@@ -196,7 +196,7 @@ def error_for_response(response: httpx.Response, info: RequestInfo) -> DeliveryE
 
 def with_attempts(error: DeliveryError | FhirIaptError, attempts: int) -> None:
     """Record on an error how many attempts were made before it was raised."""
-    setattr(error, _ATTEMPTS_ATTR, attempts)  # DeliveryError has no such field (yet)
+    setattr(error, _ATTEMPTS_ATTR, attempts)  # DeliveryError.attempts; other errors get one
 
 
 def attempts_of(error: BaseException) -> int:
