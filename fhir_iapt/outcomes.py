@@ -4,8 +4,18 @@
 QuestionnaireResponse, a Bundle of them, a JSON array of them, or NDJSON (one per line) — and
 yields one :class:`~fhir_iapt.results.Result` per response, in input order: a
 :class:`~fhir_iapt.results.Converted` (``kind="outcome"``) holding the transaction Bundle of the
-response and its score Observation, or a :class:`~fhir_iapt.results.Rejected` whose
-OperationOutcome says where (record number / line, FHIRPath element) and what.
+response and its score Observation, a :class:`~fhir_iapt.results.Skipped` when the patient's
+consent to share outcomes is not recorded as ``Y``, or a :class:`~fhir_iapt.results.Rejected`
+whose OperationOutcome says where (record number / line, FHIRPath element) and what.
+
+Consent: a QuestionnaireResponse carries none, so it is looked up in the
+:class:`~fhir_iapt.consent.ConsentRegister` passed as ``consent`` (by the ``basedOn`` referral
+identifier first, then the subject's NHS number). With no register, or no ``Y`` for the
+response, nothing is built: the result is Skipped with the episode path's reason codes
+(``outcomes-consent-not-recorded`` / ``-withheld`` / ``-withdrawn``). Malformed responses are
+still Rejected (read and checked before the consent gate, as episode rows are), so the sender
+learns about bad data either way. Built bundles pass the same validation gate as episode rows
+(:func:`fhir_iapt.pipeline.validated`).
 
 Episode exports (CSV and other mapped layouts) go through the generic pipeline with the
 ``iapt-outcomes`` mapping (:func:`fhir_iapt.pipeline.convert_stream`); the pipeline calls
@@ -21,9 +31,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from fhir_iapt.consent import ConsentRegister
 from fhir_iapt.errors import FhirIaptError, Location, ReadError, RecordError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
-from fhir_iapt.results import Converted, Rejected, Result
+from fhir_iapt.pipeline import Validation, validated
+from fhir_iapt.results import Converted, Rejected, Result, Skipped
 
 NOT_JSON = "FI101"
 NOT_A_RESPONSE = "FI365"
@@ -76,11 +88,36 @@ def _records(data: bytes, name: str) -> Iterator[tuple[Any, Location] | ReadErro
             )
 
 
+#: Said instead of the plain "not recorded" detail when no register was given at all.
+NO_REGISTER_DETAIL = (
+    "consent to share outcomes was not recorded: no consent register was given (a "
+    "QuestionnaireResponse carries no consent of its own)"
+)
+
+
 def convert_questionnaire_responses(
-    stream: BinaryIO, *, name: str, options: BuildOptions = DEFAULT_OPTIONS
+    stream: BinaryIO,
+    *,
+    name: str,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    consent: ConsentRegister | None = None,
+    validation: Validation = "first",
 ) -> Iterator[Result]:
-    """Score each QuestionnaireResponse in ``stream`` into an outcome Bundle (see module doc)."""
-    from fhir_iapt.fhir.outcomes import questionnaire_response_key, score_questionnaire_response
+    """Score each QuestionnaireResponse in ``stream`` into an outcome Bundle when ``consent``
+    records ``Y`` for it (see module doc); ``validation`` as in
+    :func:`fhir_iapt.pipeline.convert_stream`."""
+    return validated(_convert(stream, name, options, consent), validation)
+
+
+def _convert(
+    stream: BinaryIO, name: str, options: BuildOptions, consent: ConsentRegister | None
+) -> Iterator[Result]:
+    from fhir_iapt.fhir.outcomes import (
+        CONSENT_SKIPS,
+        build_questionnaire_response_bundle,
+        questionnaire_response_key,
+    )
+    from fhir_iapt.scoring.responses import read_questionnaire_response
 
     try:
         data = stream.read()
@@ -105,11 +142,23 @@ def convert_questionnaire_responses(
             yield Rejected(error, location)
             continue
         try:
-            bundle = score_questionnaire_response(resource, location=location, options=options)
+            scored = read_questionnaire_response(resource, location=location)
         except FhirIaptError as exc:
             yield Rejected(exc, exc.location or location)
             continue
-        yield Converted(questionnaire_response_key(resource), bundle, location, "outcome")
+        key = questionnaire_response_key(resource)
+        decision = consent.for_response(scored) if consent is not None else None
+        if decision != "Y":
+            reason, detail = CONSENT_SKIPS[decision]
+            yield Skipped(key, reason, NO_REGISTER_DETAIL if consent is None else detail,
+                          location)
+            continue
+        try:
+            bundle = build_questionnaire_response_bundle(resource, scored, options)
+        except FhirIaptError as exc:
+            yield Rejected(exc, exc.location or location)
+            continue
+        yield Converted(key, bundle, location, "outcome")
 
 
 def looks_like_fhir_json(head: bytes) -> bool:
@@ -122,4 +171,4 @@ def looks_like_fhir_json(head: bytes) -> bool:
     return stripped[:1] in (b"{", b"[") and b'"resourceType"' in head
 
 
-__all__ = ["convert_questionnaire_responses", "looks_like_fhir_json"]
+__all__ = ["NO_REGISTER_DETAIL", "convert_questionnaire_responses", "looks_like_fhir_json"]

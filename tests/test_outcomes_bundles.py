@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fhir_iapt.consent import ConsentRegister, load_consent_register
 from fhir_iapt.errors import FhirIaptError, Location
 from fhir_iapt.fhir.outcomes import (
     IAPT_OUTCOME_SYSTEM,
@@ -153,10 +154,15 @@ def test_rerun_is_byte_identical_and_keys_are_conditional() -> None:
 
 
 def test_lhcforms_response_matches_golden() -> None:
-    """The LHC-Forms-shaped PHQ-9 response scores to the reviewed golden bundle (total 12)."""
-    qr = json.loads(EXAMPLE_QR.read_text())
-    bundle = score_questionnaire_response(qr)
+    """With the example export as consent register (its DC-1001 pathway says Y), the
+    LHC-Forms-shaped PHQ-9 response scores to the reviewed golden bundle (total 12)."""
+    register = load_consent_register([EXAMPLE_CSV])
+    with EXAMPLE_QR.open("rb") as fh:
+        [result] = convert_questionnaire_responses(fh, name=EXAMPLE_QR.name, consent=register)
+    assert isinstance(result, Converted)
+    bundle = result.bundle
     assert bundle == json.loads((DATA / "phq9-lhcforms-response.expected.json").read_text())
+    assert bundle == score_questionnaire_response(json.loads(EXAMPLE_QR.read_text()))
     observation = bundle["entry"][1]["resource"]
     assert observation["valueQuantity"]["value"] == 12  # 2+3+1+2+0+1+2+1+0 by hand
     assert observation["derivedFrom"] == [{"reference": bundle["entry"][0]["fullUrl"]}]
@@ -173,7 +179,9 @@ def _gad7(codes: list[str], **extra: Any) -> dict[str, Any]:
     return {
         "resourceType": "QuestionnaireResponse", "status": "completed",
         "questionnaire": "https://fhir-iapt.github.io/fhir/Questionnaire/gad-7",
-        "subject": {"reference": "Patient/p1"}, "authored": "2024-05-01",
+        "subject": {"type": "Patient", "identifier": {
+            "system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"}},
+        "authored": "2024-05-01",
         "item": [{"linkId": link, "answer": [{"valueCoding": {
             "system": "http://loinc.org", "code": code}}]}
             for link, code in zip(links[: len(codes)], codes, strict=True)],
@@ -189,6 +197,10 @@ def test_own_gad7_with_alias_code_and_stream_shapes() -> None:
     bundle = score_questionnaire_response(qr)
     assert bundle["entry"][1]["resource"]["valueQuantity"]["value"] == 6
     assert bundle["entry"][1]["resource"]["code"]["coding"][0]["code"] == "70274-6"
+    # The streams carry standard answer codes only: the alias is accepted for scoring, but a
+    # response claiming our GAD-7 Questionnaire must use its answerOptions to pass validation.
+    qr = _gad7(["LA6571-9", "LA6570-1", "LA6569-3", "LA6568-5", "LA6568-5", "LA6568-5",
+                "LA6568-5"])
     lhc = json.loads(EXAMPLE_QR.read_text())
     shapes = [
         json.dumps({"resourceType": "Bundle", "type": "collection",
@@ -196,8 +208,10 @@ def test_own_gad7_with_alias_code_and_stream_shapes() -> None:
         json.dumps([qr, lhc]),
         json.dumps(qr) + "\n\n" + json.dumps(lhc) + "\n",
     ]
+    consent = ConsentRegister({"9912003888": "Y", "9000000009": "Y"})
     for text in shapes:
-        results = list(convert_questionnaire_responses(io.BytesIO(text.encode()), name="in"))
+        results = list(convert_questionnaire_responses(io.BytesIO(text.encode()), name="in",
+                                                       consent=consent))
         assert [type(r) for r in results] == [Converted, Converted]
         assert [r.bundle["entry"][1]["resource"]["valueQuantity"]["value"]
                 for r in results if isinstance(r, Converted)] == [6, 12]

@@ -21,12 +21,14 @@ def _run(args: list[str]) -> tuple[int, str]:
 
 
 def test_example_export_and_response(tmp_path: Path) -> None:
-    """The example export and the LHC-Forms response give 6 bundles, 3 consent skips, exit 0."""
+    """The example export and the LHC-Forms response, with the export as consent register,
+    give 6 bundles, 3 consent skips, exit 0."""
     out = tmp_path / "out"
-    code, _ = _run(["outcomes", str(EXAMPLE_CSV), str(EXAMPLE_QR), "--out", str(out)])
+    code, _ = _run(["outcomes", str(EXAMPLE_CSV), str(EXAMPLE_QR), "--out", str(out),
+                    "--consent", str(EXAMPLE_CSV)])
     assert code == 0
     lines = (out / "bundles.ndjson").read_text().splitlines()
-    assert len(lines) == 6  # 5 consented episodes + 1 QuestionnaireResponse
+    assert len(lines) == 6  # 5 consented episodes + 1 QuestionnaireResponse (DC-1001 says Y)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["converted"] == 6
     assert summary["skipped"] == {

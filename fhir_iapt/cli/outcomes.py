@@ -5,7 +5,13 @@ through the same pipeline as ``convert`` (the ``episode`` target gates on consen
 outcome bundle); FHIR JSON inputs (a QuestionnaireResponse, a Bundle or array of them, or
 NDJSON; recognised by a ``resourceType`` key) go through
 :func:`fhir_iapt.outcomes.convert_questionnaire_responses`. Same output files, options and exit
-codes as ``convert``: 0 nothing rejected, 1 some rejected, 2 usage or mapping error.
+codes as ``convert``: 0 nothing rejected, 1 some rejected, 2 usage, mapping or consent-register
+error.
+
+A QuestionnaireResponse carries no consent, so its outcome is sent only when a consent register
+(``--consent FILE``, repeatable: CSV with ``nhs_number`` and ``consent_share_outcomes``, e.g. the
+episode export itself) records ``Y`` for it; without one every response is skipped as
+``outcomes-consent-not-recorded`` and a one-line hint goes to stderr.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from fhir_iapt.cli._run import (
     layout_options,
     write_results,
 )
-from fhir_iapt.errors import Location, MappingError, ReadError
+from fhir_iapt.consent import ConsentRegister, load_consent_register
+from fhir_iapt.errors import ConfigError, Location, MappingError, ReadError
 from fhir_iapt.fhir.options import BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping
 from fhir_iapt.outcomes import convert_questionnaire_responses, looks_like_fhir_json
@@ -41,20 +48,29 @@ def _is_fhir_json(path: Path) -> bool:
         return False
 
 
+_NO_CONSENT_HINT = (
+    "outcomes: QuestionnaireResponse outcomes need --consent FILE (a CSV with nhs_number and "
+    "consent_share_outcomes, e.g. the episode export); without it they are all withheld"
+)
+
+
 def _results(
     inputs: tuple[Path, ...],
     mapping: Mapping,
     options: BuildOptions,
     validation: Validation,
     workers: int,
+    consent: ConsentRegister | None,
 ) -> Iterator[Result]:
     """Every input's results in input order, each file through the reader that fits it."""
     for path in inputs:
         if _is_fhir_json(path):
             try:
                 with path.open("rb") as fh:
-                    yield from convert_questionnaire_responses(fh, name=path.name,
-                                                               options=options)
+                    yield from convert_questionnaire_responses(
+                        fh, name=path.name, options=options, consent=consent,
+                        validation=validation,
+                    )
             except OSError as exc:
                 where = Location(file=path.name)
                 error = ReadError(f"cannot read input ({type(exc).__name__})", location=where)
@@ -77,10 +93,21 @@ def _results(
     help="Mapping for episode exports: a bundled name or a YAML path (target: episode). "
     "FHIR QuestionnaireResponse JSON inputs need none.",
 )
+@click.option(
+    "--consent",
+    "consent_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Consent register for QuestionnaireResponse inputs (repeatable): a CSV with "
+    "nhs_number and consent_share_outcomes (Y/N/W/blank), optionally "
+    "referral_identifier_system and referral_identifier, which are matched first. The episode "
+    "export qualifies. Where rows disagree the most restrictive wins (W > N > blank > Y).",
+)
 @layout_options
 def outcomes(
     inputs: tuple[Path, ...],
     mapping_ref: str,
+    consent_files: tuple[Path, ...],
     out_dir: Path,
     layout: Layout,
     output_format: OutputFormat,
@@ -91,9 +118,10 @@ def outcomes(
     """Turn IAPT episode exports and QuestionnaireResponses into outcome bundles.
 
     Only episodes whose patient agreed to share outcomes (consent_share_outcomes = Y) produce
-    anything; the others are counted as skipped with the reason. Writes the bundles,
-    rejects.ndjson and summary.json into OUT. Exit status: 0 nothing rejected, 1 some
-    rejected, 2 usage error.
+    anything; QuestionnaireResponses need a --consent register recording Y for them. The
+    others are counted as skipped with the reason. Writes the bundles, rejects.ndjson and
+    summary.json into OUT. Exit status: 0 nothing rejected, 1 some rejected, 2 usage error
+    (including an unreadable or malformed consent register).
     """
     try:
         mapping = load_mapping(mapping_ref)
@@ -107,11 +135,19 @@ def outcomes(
                 location=Location(file=str(mapping.path) if mapping.path else mapping.name),
             )
         )
+    register: ConsentRegister | None = None
+    if consent_files:
+        try:
+            register = load_consent_register(consent_files)
+        except ConfigError as exc:
+            fail_usage(exc)
+    elif any(_is_fhir_json(path) for path in inputs):
+        click.echo(_NO_CONSENT_HINT, err=True)
     options = BuildOptions(
         request_method="put" if request_method == "put" else "conditional-create"
     )
     code = write_results(
-        _results(inputs, mapping, options, validation, effective_workers(workers)),
+        _results(inputs, mapping, options, validation, effective_workers(workers), register),
         out_dir=out_dir,
         layout=layout,
         output_format=output_format,

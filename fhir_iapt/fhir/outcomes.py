@@ -16,9 +16,13 @@ logical references, so the clinic's server links them to what it already holds. 
 conditional-create keys are deterministic (:mod:`fhir_iapt.fhir.ids`), keyed by the pathway id:
 re-running an export creates no duplicates.
 
-Consent gates the episode side: :func:`episode_result` (what the pipeline calls for the
-``episode`` target) builds a bundle only for ``consent_share_outcomes == "Y"`` and otherwise
-returns a :class:`~fhir_iapt.results.Skipped` with the reason, so nothing leaves the adapter.
+Consent gates both sides with the same reason codes (:data:`CONSENT_SKIPS`):
+:func:`episode_result` (what the pipeline calls for the ``episode`` target) builds a bundle only
+for ``consent_share_outcomes == "Y"``; a QuestionnaireResponse carries no consent, so
+:func:`fhir_iapt.outcomes.convert_questionnaire_responses` looks it up in a
+:class:`~fhir_iapt.consent.ConsentRegister` before calling
+:func:`build_questionnaire_response_bundle`. Otherwise the result is a
+:class:`~fhir_iapt.results.Skipped` with the reason, and nothing leaves the adapter.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from fhir_iapt.results import Converted, Skipped
 from fhir_iapt.scoring.episode import EpisodeRecord
 from fhir_iapt.scoring.measures import MeasureSpec, outcome_rules
 from fhir_iapt.scoring.outcomes import FLAG_NAMES, EpisodeOutcome, FlagName, derive_outcome
-from fhir_iapt.scoring.responses import read_questionnaire_response
+from fhir_iapt.scoring.responses import ScoredResponse, read_questionnaire_response
 from fhir_iapt.systems import DATA_ABSENT_REASON, NHS_NUMBER, UCUM, project_url
 
 #: Our CodeSystem of the outcome Observation's code and its component codes.
@@ -277,14 +281,26 @@ def score_questionnaire_response(
     location: Location | None = None,
     options: BuildOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
-    """A transaction Bundle with the QuestionnaireResponse and its score Observation.
+    """Read, score and build in one call (consent NOT checked here: the library entry point
+    :func:`fhir_iapt.outcomes.convert_questionnaire_responses` checks it before building).
 
-    The response is sent as received (only its ``id`` is replaced by our deterministic one and
-    an ``identifier`` added when it had none); the Observation copies its subject, author (as
-    performer) and basedOn, takes ``authored`` as its effective time and is ``derivedFrom`` it.
     Raises RecordError / ScoringError located by FHIRPath for anything malformed.
     """
     scored = read_questionnaire_response(qr, location=location)
+    return build_questionnaire_response_bundle(qr, scored, options)
+
+
+def build_questionnaire_response_bundle(
+    qr: Mapping[str, Any], scored: ScoredResponse, options: BuildOptions = DEFAULT_OPTIONS
+) -> dict[str, Any]:
+    """A transaction Bundle with the QuestionnaireResponse and its score Observation.
+
+    ``scored`` is what :func:`~fhir_iapt.scoring.responses.read_questionnaire_response` read
+    from ``qr``. The response is sent as received (only its ``id`` is replaced by our
+    deterministic one and an ``identifier`` added when it had none); the Observation copies its
+    subject, author (as performer) and basedOn, takes ``authored`` as its effective time and is
+    ``derivedFrom`` it. Consent is not checked here.
+    """
     qr_ident = _qr_identifier(qr, scored.identifier)
     ns = options.id_namespace
     system, value = qr_ident["system"], qr_ident["value"]
@@ -332,6 +348,7 @@ __all__ = [
     "OUTCOME_DISPLAYS",
     "QR_CONTENT_SYSTEM",
     "build_outcome_bundle",
+    "build_questionnaire_response_bundle",
     "episode_result",
     "questionnaire_response_key",
     "score_questionnaire_response",

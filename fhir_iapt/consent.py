@@ -1,0 +1,301 @@
+"""Consent to share outcomes, looked up for inputs that do not carry it (QuestionnaireResponses).
+
+An episode row of an IAPT export carries ``consent_share_outcomes`` itself; a
+QuestionnaireResponse (a session measure) does not. A :class:`ConsentRegister` answers "may this
+response's outcome leave the adapter?" from the recorded consent, read from one or more CSV
+files with at least the columns ``nhs_number`` and ``consent_share_outcomes`` (``Y`` agreed,
+``N`` did not agree, ``W`` withdrew, blank not recorded; any case). The IAPT episode export
+itself (``examples/iapt-outcomes.csv``) qualifies. When a file also has
+``referral_identifier_system`` and ``referral_identifier``, each row is registered under that
+referral too.
+
+Lookup (:meth:`ConsentRegister.decide`):
+
+1. the response's ``basedOn`` identifiers (the referral's ``system|value``): when the register
+   knows any of them, their consent decides, and the NHS number is not consulted — consent is
+   recorded per care pathway, and the referral names the pathway;
+2. otherwise the NHS number of ``subject.identifier``;
+3. otherwise nothing is recorded.
+
+Several rows for the same key (a patient with several pathways, the same patient in two files):
+**the most restrictive wins**, in the order ``W`` > ``N`` > not recorded (blank) > ``Y``. So one
+withdrawal anywhere withholds every response matched only by that NHS number, and a single
+``Y`` never outweighs a blank or a refusal.
+
+Loading is strict and streamed: the file is read row by row (only the keys are kept) and any bad
+row — an NHS number that is not 10 digits or fails modulus 11, a consent value other than
+Y/N/W/blank, half a referral identifier, unreadable CSV — fails the whole load with a
+:class:`~fhir_iapt.errors.ReadError` listing every bad row by file, row and field. A register
+that silently dropped a ``W`` row could let another row's ``Y`` through, so a partial register is
+never returned.
+
+Privacy: the register holds NHS numbers and referral identifiers as plain strings in memory and
+nothing else; its ``repr`` shows counts only, and no message names a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from fhir_iapt.errors import ConfigError, Issue, Location, ReadError
+from fhir_iapt.mapping._types import nhs_number_is_valid
+from fhir_iapt.scoring.episode import OutcomeConsent
+from fhir_iapt.scoring.responses import ScoredResponse
+from fhir_iapt.sources import SourceRecord, read_records
+from fhir_iapt.systems import NHS_NUMBER
+
+NHS_COLUMN: Final = "nhs_number"
+CONSENT_COLUMN: Final = "consent_share_outcomes"
+REFERRAL_SYSTEM_COLUMN: Final = "referral_identifier_system"
+REFERRAL_VALUE_COLUMN: Final = "referral_identifier"
+
+#: A consent register file has a bad header or row (the issues say which and where).
+BAD_REGISTER: Final = "FI110"
+#: A consent register file named by an option or a setting cannot be opened.
+UNREADABLE_REGISTER: Final = "FI810"
+
+#: Restrictiveness: the higher wins when rows disagree. "" is "not recorded".
+_RANK: Final[Mapping[str, int]] = {"Y": 0, "": 1, "N": 2, "W": 3}
+_CONSENT: Final[Mapping[str, str]] = {"Y": "Y", "N": "N", "W": "W", "": ""}
+#: Issues kept in one load error; the rest are counted.
+_MAX_ISSUES: Final = 50
+
+
+def normalise_nhs_number(raw: str) -> str | None:
+    """``"900 000 0009"`` -> ``"9000000009"``; None when not 10 digits passing modulus 11."""
+    digits = raw.replace(" ", "").strip()
+    return digits if nhs_number_is_valid(digits) else None
+
+
+def _checked(code: str) -> str:
+    if code not in _RANK:
+        raise ValueError("consent codes are Y, N, W or '' (not recorded)")
+    return code
+
+
+def _keep(table: dict[str, str], key: str, code: str) -> None:
+    held = table.get(key)
+    if held is None or _RANK[code] > _RANK[held]:
+        table[key] = code
+
+
+class ConsentRegister:
+    """Recorded consent to share outcomes, by referral identifier and by NHS number.
+
+    Build one with :func:`load_consent_register` (files) or :meth:`from_csv` (a stream); combine
+    with :meth:`merged`. Immutable once built.
+    """
+
+    __slots__ = ("_patients", "_referrals", "sources")
+
+    def __init__(
+        self,
+        patients: Mapping[str, str] | None = None,
+        referrals: Mapping[str, str] | None = None,
+        sources: Iterable[str] = (),
+    ) -> None:
+        self._patients: dict[str, str] = {}
+        self._referrals: dict[str, str] = {}
+        for nhs_number, code in (patients or {}).items():
+            digits = normalise_nhs_number(nhs_number)
+            if digits is None:
+                raise ValueError("a register key is not a valid NHS number")
+            _keep(self._patients, digits, _checked(code))
+        for referral, code in (referrals or {}).items():
+            _keep(self._referrals, referral, _checked(code))
+        #: Names of the files the register was read from (no patient data).
+        self.sources: tuple[str, ...] = tuple(sources)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConsentRegister({len(self._patients)} NHS numbers, "
+            f"{len(self._referrals)} referrals, sources={list(self.sources)!r})"
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many NHS numbers and referrals it knows (for logs and health checks)."""
+        return {"nhs_numbers": len(self._patients), "referrals": len(self._referrals)}
+
+    @classmethod
+    def from_csv(cls, stream: BinaryIO, *, name: str) -> ConsentRegister:
+        """Read one consent CSV (streamed). Raises ReadError listing every bad row."""
+        patients: dict[str, str] = {}
+        referrals: dict[str, str] = {}
+        issues: list[Issue] = []
+        bad_rows = 0
+        options = {"required_columns": (NHS_COLUMN, CONSENT_COLUMN)}
+        for item in read_records(stream, name=name, fmt="csv", options=options):
+            if isinstance(item, ReadError):
+                bad_rows += 1
+                issues.extend(_relabel(item.issues))
+                continue
+            row_issues = _register_row(item, patients, referrals)
+            if row_issues:
+                bad_rows += 1
+                issues.extend(row_issues)
+        if issues:
+            shown = issues[:_MAX_ISSUES]
+            more = len(issues) - len(shown)
+            message = (
+                f"consent register {name} cannot be used: {bad_rows} bad row(s) or header; "
+                "nothing from it is trusted"
+            )
+            if more:
+                message += f" ({more} further issue(s) not listed)"
+            raise ReadError(message, issues=shown, location=Location(file=name),
+                            error_code=BAD_REGISTER)
+        return cls(patients, referrals, (name,))
+
+    def merged(self, other: ConsentRegister) -> ConsentRegister:
+        """One register holding both; where they disagree the most restrictive consent wins."""
+        out = ConsentRegister(self._patients, self._referrals, self.sources + other.sources)
+        for key, code in other._patients.items():
+            _keep(out._patients, key, code)
+        for key, code in other._referrals.items():
+            _keep(out._referrals, key, code)
+        return out
+
+    def decide(
+        self, *, nhs_number: str | None, referrals: Iterable[tuple[str, str]] = ()
+    ) -> OutcomeConsent | None:
+        """The recorded consent: referral identifiers first, then the NHS number (module doc).
+
+        ``referrals`` are ``(system, value)`` pairs. None means not recorded.
+        """
+        found = [
+            self._referrals[key]
+            for key in (f"{system}|{value}" for system, value in referrals)
+            if key in self._referrals
+        ]
+        if found:
+            code = max(found, key=_RANK.__getitem__)
+        else:
+            digits = normalise_nhs_number(nhs_number) if nhs_number else None
+            code = self._patients.get(digits, "") if digits else ""
+        return _as_consent(code)
+
+    def for_response(self, scored: ScoredResponse) -> OutcomeConsent | None:
+        """The recorded consent for a read QuestionnaireResponse (basedOn, then subject)."""
+        return self.decide(
+            nhs_number=_nhs_number(scored.subject),
+            referrals=[pair for ref in scored.based_on if (pair := _identifier(ref))],
+        )
+
+
+def _as_consent(code: str) -> OutcomeConsent | None:
+    if code == "Y":
+        return "Y"
+    if code == "N":
+        return "N"
+    if code == "W":
+        return "W"
+    return None
+
+
+def _identifier(reference: Mapping[str, Any]) -> tuple[str, str] | None:
+    ident = reference.get("identifier")
+    if not isinstance(ident, dict):
+        return None
+    system, value = ident.get("system"), ident.get("value")
+    if isinstance(system, str) and system and isinstance(value, str) and value:
+        return system, value
+    return None
+
+
+def _nhs_number(subject: Mapping[str, Any]) -> str | None:
+    pair = _identifier(subject)
+    if pair is None or pair[0] != NHS_NUMBER:
+        return None
+    return pair[1]
+
+
+def _relabel(issues: Iterable[Issue]) -> list[Issue]:
+    """Reader issues keep their location and code; the severity says the load failed."""
+    return [
+        Issue(diagnostics=i.diagnostics, code=i.code, severity="error", location=i.location,
+              expression=i.expression, error_code=i.error_code or BAD_REGISTER)
+        for i in issues
+    ]
+
+
+def _register_row(
+    record: SourceRecord, patients: dict[str, str], referrals: dict[str, str]
+) -> list[Issue]:
+    """Add one row to the tables, or return what is wrong with it (nothing is added then)."""
+    data: Mapping[str, str] = record.data
+    at = record.location
+    issues: list[Issue] = []
+
+    def bad(field: str, rule: str) -> None:
+        issues.append(Issue(diagnostics=f"{field} {rule}", code="value",
+                            location=at.with_field(field), error_code=BAD_REGISTER))
+
+    digits = normalise_nhs_number(data[NHS_COLUMN])
+    if digits is None:
+        bad(NHS_COLUMN, "is not a valid NHS number (10 digits, modulus 11)")
+    code = _CONSENT.get(data[CONSENT_COLUMN].strip().upper())
+    if code is None:
+        bad(CONSENT_COLUMN, "must be Y, N, W or blank")
+    has_system = REFERRAL_SYSTEM_COLUMN in data
+    if has_system != (REFERRAL_VALUE_COLUMN in data):
+        missing = REFERRAL_VALUE_COLUMN if has_system else REFERRAL_SYSTEM_COLUMN
+        bad(missing, "is missing: referral_identifier_system and referral_identifier go together")
+    referral: str | None = None
+    if has_system and REFERRAL_VALUE_COLUMN in data:
+        system = data[REFERRAL_SYSTEM_COLUMN].strip()
+        value = data[REFERRAL_VALUE_COLUMN].strip()
+        if bool(system) != bool(value):
+            empty = REFERRAL_VALUE_COLUMN if system else REFERRAL_SYSTEM_COLUMN
+            bad(empty, "is blank while the other half of the referral identifier is not")
+        elif system:
+            referral = f"{system}|{value}"
+    if issues or digits is None or code is None:
+        return issues
+    _keep(patients, digits, code)
+    if referral is not None:
+        _keep(referrals, referral, code)
+    return []
+
+
+def load_consent_register(paths: Iterable[str | os.PathLike[str]]) -> ConsentRegister:
+    """Read and merge consent CSV files (most restrictive wins across files too).
+
+    For the CLI (``--consent``) and the relay (a settings path). Raises ConfigError when a file
+    cannot be opened or any file has a bad header or row; its issues locate each problem by
+    file, row and field, never by value.
+    """
+    register = ConsentRegister()
+    for path in paths:
+        name = Path(path).name
+        try:
+            fh = Path(path).open("rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise ConfigError(
+                f"consent register cannot be opened: {exc.strerror or type(exc).__name__}",
+                location=Location(file=str(path)),
+                error_code=UNREADABLE_REGISTER,
+            ) from None
+        with fh:
+            try:
+                register = register.merged(ConsentRegister.from_csv(fh, name=name))
+            except ReadError as exc:
+                raise ConfigError(exc.message, issues=exc.issues, location=exc.location,
+                                  error_code=exc.error_code) from None
+    return register
+
+
+__all__ = [
+    "BAD_REGISTER",
+    "CONSENT_COLUMN",
+    "NHS_COLUMN",
+    "REFERRAL_SYSTEM_COLUMN",
+    "REFERRAL_VALUE_COLUMN",
+    "UNREADABLE_REGISTER",
+    "ConsentRegister",
+    "load_consent_register",
+    "normalise_nhs_number",
+]
