@@ -29,6 +29,9 @@ Y/N/W/blank, half a referral identifier, unreadable CSV — fails the whole load
 that silently dropped a ``W`` row could let another row's ``Y`` through, so a partial register is
 never returned.
 
+For a long-running caller (the relay), :class:`ConsentFiles` re-reads the files when they change,
+so a withdrawal takes effect without a restart, and fails closed when they break.
+
 Privacy: the register holds NHS numbers and referral identifiers as plain strings in memory and
 nothing else; its ``repr`` shows counts only, and no message names a value.
 """
@@ -36,6 +39,7 @@ nothing else; its ``repr`` shows counts only, and no message names a value.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -288,6 +292,50 @@ def load_consent_register(paths: Iterable[str | os.PathLike[str]]) -> ConsentReg
     return register
 
 
+class ConsentFiles:
+    """Consent register files that are re-read when they change (for a long-running relay).
+
+    A withdrawal must take effect without a restart: :meth:`current` checks every file's size,
+    modification time and inode (one ``stat`` each) and reloads all of them when any changed.
+    It fails closed: when a file has gone or become malformed it raises ConfigError (and keeps
+    raising until the files are fixed) rather than answering from a register that may lack a
+    withdrawal. The first load happens in the constructor, so bad settings fail at startup.
+    Thread-safe.
+    """
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
+        self._lock = threading.Lock()
+        self._stamp = self._stamps()
+        self._register = load_consent_register(self.paths)
+
+    def __repr__(self) -> str:
+        return f"ConsentFiles({[p.name for p in self.paths]!r})"
+
+    def _stamps(self) -> tuple[tuple[int, int, int], ...]:
+        stamps = []
+        for path in self.paths:
+            try:
+                st = path.stat()
+            except OSError as exc:
+                raise ConfigError(
+                    f"consent register cannot be opened: {exc.strerror or type(exc).__name__}",
+                    location=Location(file=str(path)),
+                    error_code=UNREADABLE_REGISTER,
+                ) from None
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
+
+    def current(self) -> ConsentRegister:
+        """The register as the files now say (re-read if any changed; ConfigError if broken)."""
+        with self._lock:
+            stamp = self._stamps()
+            if stamp != self._stamp:
+                self._register = load_consent_register(self.paths)
+                self._stamp = stamp
+            return self._register
+
+
 __all__ = [
     "BAD_REGISTER",
     "CONSENT_COLUMN",
@@ -295,6 +343,7 @@ __all__ = [
     "REFERRAL_SYSTEM_COLUMN",
     "REFERRAL_VALUE_COLUMN",
     "UNREADABLE_REGISTER",
+    "ConsentFiles",
     "ConsentRegister",
     "load_consent_register",
     "normalise_nhs_number",

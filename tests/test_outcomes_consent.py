@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from fhir_iapt.cli import main
-from fhir_iapt.consent import ConsentRegister, load_consent_register
+from fhir_iapt.consent import ConsentFiles, ConsentRegister, load_consent_register
 from fhir_iapt.errors import ConfigError, ReadError
 from fhir_iapt.outcomes import convert_questionnaire_responses
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
@@ -249,6 +249,35 @@ def test_unopenable_register_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_consent_register([tmp_path / "missing.csv"])
     assert "missing.csv" in json.dumps(exc.value.to_operation_outcome())
+
+
+def test_consent_files_pick_up_a_withdrawal_and_fail_closed(tmp_path: Path) -> None:
+    """ConsentFiles (the relay's register) re-reads a changed file, so a withdrawal applies
+    without a restart; a broken or vanished file raises ConfigError until it is fixed."""
+    path = tmp_path / "consent.csv"
+    path.write_text(f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n")
+    files = ConsentFiles([path])
+    assert files.current().decide(nhs_number=PATIENT) == "Y"
+    path.write_text(f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n{PATIENT},W\n")
+    assert files.current().decide(nhs_number=PATIENT) == "W"
+    path.write_text(f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n{PATIENT},bad\n")
+    for _ in range(2):  # stays closed, no falling back to the last good register
+        with pytest.raises(ConfigError):
+            files.current()
+    path.write_text(f"nhs_number,consent_share_outcomes\n{PATIENT},N\n")
+    assert files.current().decide(nhs_number=PATIENT) == "N"
+    path.unlink()
+    with pytest.raises(ConfigError):
+        files.current()
+    assert PATIENT not in repr(files)
+
+
+def test_consent_files_check_at_startup(tmp_path: Path) -> None:
+    """A malformed register named in settings fails when ConsentFiles is built."""
+    path = tmp_path / "consent.csv"
+    path.write_text("nhs_number\n")
+    with pytest.raises(ConfigError):
+        ConsentFiles([path])
 
 
 # --- the CLI ----------------------------------------------------------------------------------
