@@ -376,3 +376,18 @@ def test_refused_request_is_audited(client: TestClient, caplog: pytest.LogCaptur
     assert event["agent"][0]["who"]["identifier"]["value"] == "clinic"
     assert event["outcome"] == "4"
     assert event["outcomeDesc"].startswith("403")
+
+
+def test_settings_dependency_can_be_overridden(tmp_path: Path) -> None:
+    """Routes read settings through get_settings, so a test can swap them per app."""
+    from fhir_iapt.relay.app import get_settings
+    from fhir_iapt.relay.settings import LimitsSettings
+
+    settings = make_settings(tmp_path / "data")
+    app = create_app(settings)
+    tight = settings.model_copy(update={"limits": LimitsSettings(max_body_bytes=16)})
+    app.dependency_overrides[get_settings] = lambda: tight
+    with TestClient(app) as test_client:
+        response = test_client.post("/referrals?mapping=diabetes-csv", content=b"x" * 17,
+                                    headers={**CSV, **auth("clinic")})
+    assert response.status_code == 413
