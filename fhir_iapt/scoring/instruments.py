@@ -12,7 +12,7 @@ the rule it broke, never the value given.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -52,14 +52,13 @@ class ItemSpec:
     text: str
     answers: tuple[AnswerOption, ...]
     scored: bool = True
+    #: Score range of the answer set, worked out once (score_instrument is on the hot path).
+    min_score: int = field(init=False)
+    max_score: int = field(init=False)
 
-    @property
-    def min_score(self) -> int:
-        return min(a.score for a in self.answers)
-
-    @property
-    def max_score(self) -> int:
-        return max(a.score for a in self.answers)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "min_score", min(a.score for a in self.answers))
+        object.__setattr__(self, "max_score", max(a.score for a in self.answers))
 
 
 @dataclass(frozen=True, slots=True)
