@@ -70,7 +70,7 @@ def _log_retry(request: httpx.Request, attempt: int, answer: str) -> None:
 
 def _note_attempts(exc: FhirIaptError, answer: Answer | None) -> None:
     """An error raised on reading an answer took that answer's attempts (unless already noted)."""
-    if answer is not None and not hasattr(exc, "attempts"):
+    if answer is not None and getattr(exc, "attempts", None) is None:
         with_attempts(exc, answer.attempts)
 
 
