@@ -1,6 +1,10 @@
 """Instance checks fhircraft does not make: required code bindings, real calendar dates,
 QuestionnaireResponse answers against the shipped Questionnaire, and in-bundle references.
 
+A choice question whose answerOptions are a scored answer set of ``instruments.yaml`` also
+accepts that set's input-only aliases (``frequency_input_aliases``: LA18938-3 "More days than
+not", DOMAIN.md), which the scoring reads too; the emitted Questionnaires never offer them.
+
 Each check walks a resource's JSON along the R4 element model (:mod:`fhir_iapt.fhir._r4defs`),
 with the bindings of the profiles that apply laid over the R4 ones, and returns
 :class:`~fhir_iapt.errors.Issue` objects whose ``expression`` is the FHIRPath of the element.
@@ -11,11 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from fhir_iapt.errors import Issue
 from fhir_iapt.fhir import _r4defs as defs
 from fhir_iapt.fhir.profiles import ProfileSet
+from fhir_iapt.scoring.instruments import instrument_specs
 
 BAD_CODE = "FI402"
 BAD_ANSWER = "FI403"
@@ -165,6 +171,34 @@ def _questionnaire_items(items: Any) -> Iterator[Mapping[str, Any]]:
             yield from _questionnaire_items(item.get("item"))
 
 
+@cache
+def _input_aliases() -> Mapping[frozenset[str], frozenset[str]]:
+    """A scored item's answer codes -> the codes ``instruments.yaml`` accepts on input only."""
+    out: dict[frozenset[str], frozenset[str]] = {}
+    for spec in instrument_specs().values():
+        aliases = frozenset(a.code for a in spec.input_aliases)
+        for item in spec.items if aliases else ():
+            key = frozenset(a.code for a in item.answers)
+            out[key] = out.get(key, frozenset()) | aliases
+    return out
+
+
+def _with_input_aliases(options: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``options`` plus the input aliases of the answer set they are (same system), if any."""
+    codings = [c for c in (o.get("valueCoding") for o in options) if isinstance(c, Mapping)]
+    if not codings or len(codings) != len(options):
+        return options
+    aliases = _input_aliases().get(frozenset(str(c.get("code")) for c in codings))
+    systems = {c.get("system") for c in codings}
+    if not aliases or len(systems) != 1:
+        return options
+    system = systems.pop()
+    extra: list[Mapping[str, Any]] = [
+        {"valueCoding": {"code": code} if system is None else {"system": system, "code": code}}
+        for code in sorted(aliases)]
+    return [*options, *extra]
+
+
 def _option_allows(options: list[Mapping[str, Any]], coding: Mapping[str, Any]) -> bool:
     for option in options:
         allowed = option.get("valueCoding")
@@ -221,7 +255,8 @@ def _check_items(items: Any, by_link: Mapping[str, Mapping[str, Any]], expr: str
                                 code="value", expression=f"{item_expr}.answer",
                                 error_code=BAD_ANSWER))
         key = _ANSWER_KEY.get(str(question.get("type")))
-        options = [o for o in question.get("answerOption") or () if isinstance(o, Mapping)]
+        options = _with_input_aliases(
+            [o for o in question.get("answerOption") or () if isinstance(o, Mapping)])
         for a_index, answer in enumerate(answers):
             a_expr = f"{item_expr}.answer[{a_index}]"
             value_keys = [k for k in answer if k.startswith("value")]
