@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from fhir_iapt.errors import ConfigError, Issue, Location, ReadError
-from fhir_iapt.mapping._types import nhs_number_is_valid
+from fhir_iapt.nhs_number import normalise_nhs_number
 from fhir_iapt.scoring.episode import OutcomeConsent
 from fhir_iapt.scoring.responses import ScoredResponse
 from fhir_iapt.sources import SourceRecord, read_records
@@ -66,12 +66,6 @@ _RANK: Final[Mapping[str, int]] = {"Y": 0, "": 1, "N": 2, "W": 3}
 _CONSENT: Final[Mapping[str, str]] = {"Y": "Y", "N": "N", "W": "W", "": ""}
 #: Issues kept in one load error; the rest are counted.
 _MAX_ISSUES: Final = 50
-
-
-def normalise_nhs_number(raw: str) -> str | None:
-    """``"900 000 0009"`` -> ``"9000000009"``; None when not 10 digits passing modulus 11."""
-    digits = raw.replace(" ", "").strip()
-    return digits if nhs_number_is_valid(digits) else None
 
 
 def _checked(code: str) -> str:
@@ -346,5 +340,4 @@ __all__ = [
     "ConsentFiles",
     "ConsentRegister",
     "load_consent_register",
-    "normalise_nhs_number",
 ]

@@ -8,13 +8,14 @@ the value itself (it may be patient data).
 
 from __future__ import annotations
 
-import operator
 import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from fhir_iapt.nhs_number import is_valid_nhs_number
 
 Converter = Callable[[Any], Any]
 
@@ -23,8 +24,6 @@ TYPES = ("string", "int", "decimal", "date", "bool", "nhs_number", "ods", "code"
 _INT = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _ODS = re.compile(r"[A-Z0-9]{3,10}")
-#: NHS number check digit weights (DOMAIN.md: digits 1-9 x weights 10...2).
-_NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _DATE_DIRECTIVES = {"%Y": r"(?P<Y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
 
 
@@ -76,17 +75,6 @@ def _text(raw: Any, *, numbers: bool = True) -> str:
     if numbers and isinstance(raw, int | Decimal) and not isinstance(raw, bool):
         return str(raw)
     raise Invalid(f"expected text, got a JSON {json_kind(raw)}", "structure")
-
-
-def nhs_number_is_valid(digits: str) -> bool:
-    """Modulus 11 (DOMAIN.md): 10 digits whose check digit matches; remainder 10 is invalid."""
-    if len(digits) != 10 or not digits.isdigit():
-        return False
-    total: int = sum(map(operator.mul, map(int, digits[:9]), _NHS_WEIGHTS))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
 
 
 def string(*, as_list: bool = False, max_length: int | None = None) -> Converter:
@@ -207,9 +195,9 @@ def boolean(*, terms: Mapping[str, Any], casefold: bool) -> Converter:
 def nhs_number() -> Converter:
     def convert(raw: Any) -> str:
         digits = (raw if raw.__class__ is str else _text(raw)).replace(" ", "")
-        if len(digits) != 10 or not digits.isdigit():
+        if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
             raise Invalid("is not 10 digits")
-        if not nhs_number_is_valid(digits):
+        if not is_valid_nhs_number(digits):
             raise Invalid("fails the NHS number check digit (modulus 11)")
         return digits
 
@@ -280,7 +268,6 @@ __all__ = [
     "integer",
     "json_kind",
     "nhs_number",
-    "nhs_number_is_valid",
     "ods_code",
     "string",
     "today",
