@@ -1,6 +1,8 @@
-"""Canonical URLs and code-system URIs used across the stages (one place, no string copies)."""
+"""Canonical URLs, code-system URIs and the Coding value used across the stages (one place)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 #: The project's own canonical base. A deployment that republishes the profiles under its own
 #: domain changes only this constant and the ``url`` fields in ``profiles/``.
@@ -33,3 +35,18 @@ def ukcore_profile(resource_type: str) -> str:
 def project_url(kind: str, name: str) -> str:
     """A canonical URL of ours, e.g. ``project_url("Questionnaire", "phq-9")``."""
     return f"{CANONICAL_BASE}/{kind}/{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """A FHIR Coding: ``system`` + ``code`` (+ ``display``), as the code tables give them."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+    def to_fhir(self) -> dict[str, str]:
+        out = {"system": self.system, "code": self.code}
+        if self.display:
+            out["display"] = self.display
+        return out

@@ -27,27 +27,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from fhir_iapt.systems import CANONICAL_BASE, SNOMED
+from fhir_iapt.systems import CANONICAL_BASE, SNOMED, Coding
 
 RequestMethod = Literal["conditional-create", "put"]
 
 #: uuid5(NAMESPACE_URL, CANONICAL_BASE): the namespace of every resource id the project makes.
 PROJECT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, CANONICAL_BASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Coding:
-    """A FHIR Coding: ``system`` + ``code`` (+ ``display``)."""
-
-    system: str
-    code: str
-    display: str | None = None
-
-    def to_fhir(self) -> dict[str, str]:
-        out = {"system": self.system, "code": self.code}
-        if self.display:
-            out["display"] = self.display
-        return out
 
 
 #: The default ServiceRequest.code (project concept; see the module docstring).

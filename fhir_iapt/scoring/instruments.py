@@ -18,21 +18,7 @@ from typing import Any
 
 from fhir_iapt._data import load_table
 from fhir_iapt.errors import Issue, Location, ScoringError
-
-
-@dataclass(frozen=True, slots=True)
-class Coding:
-    """A code from a table: ``system`` + ``code`` (+ ``display``)."""
-
-    system: str
-    code: str
-    display: str | None = None
-
-    def to_fhir(self) -> dict[str, str]:
-        out = {"system": self.system, "code": self.code}
-        if self.display:
-            out["display"] = self.display
-        return out
+from fhir_iapt.systems import Coding
 
 
 @dataclass(frozen=True, slots=True)
