@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, Request, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convert import COLUMNS, generate  # the convert bench's export generator
@@ -50,22 +51,24 @@ def _free_port() -> int:
 # --- the bare endpoint (run in its own process with --serve-bare) -----------------------------
 
 
+bare_app = FastAPI()
+
+
+@bare_app.post("/referrals", status_code=202)
+async def bare_referrals(request: Request) -> Response:
+    await request.body()
+    return Response(b'{"accepted":[]}', status_code=202, media_type="application/json")
+
+
+@bare_app.get("/readyz")
+async def bare_readyz() -> dict[str, str]:
+    return {"status": "ready"}
+
+
 def serve_bare(port: int) -> None:
     import uvicorn
-    from fastapi import FastAPI, Request, Response
 
-    app = FastAPI()
-
-    @app.post("/referrals", status_code=202)
-    async def referrals(request: Request) -> Response:
-        await request.body()
-        return Response(b'{"accepted":[]}', status_code=202, media_type="application/json")
-
-    @app.get("/readyz")
-    async def readyz() -> dict[str, str]:
-        return {"status": "ready"}
-
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(bare_app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --- processes -------------------------------------------------------------------------------
