@@ -11,7 +11,9 @@ Conventions every builder follows:
 * every resource carries a business ``identifier`` and its entry a ``request``: conditional
   create (``POST <Type>`` + ``ifNoneExist``) or ``PUT <Type>/<id>`` (:func:`entry`);
 * organisations are logical references by ODS code (:func:`ods_reference`), never resources;
-* ``meta.profile`` names the UK Core profile, or the project's own profile where it has one.
+* ``meta.profile`` names the UK Core profile, or the project's own profile where it has one
+  (Consent has neither: no UK Core Consent profile is shipped, so it is base R4 with no
+  ``meta.profile``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,20 @@ QUESTIONNAIRE_RESPONSE_PROFILE = project_url(
     "StructureDefinition", "IaptLtcQuestionnaireResponse"
 )
 SCORE_OBSERVATION_PROFILE = project_url("StructureDefinition", "IaptScoreObservation")
+
+# Consent codes. Checked (V) against the R4 (4.0.1) spec's own Consent examples
+# (consent-example-notThis, consent-example-pkb): scope consentscope#patient-privacy, category
+# LOINC 59284-0, policyRule v3-ActCode OPTIN / OPTOUT, provision.action from consentaction.
+# "disclose" ("Transfer retrieved information") is one of the five consentaction codes (HL7
+# Terminology CodeSystem consentaction). IRCP "information recipient" is a v3-ParticipationType
+# code (the root of THO ValueSet v3-ParticipationInformationRecipient).
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+#: LOINC 59284-0 "Patient Consent". No display is sent: the R4 examples carry none, and LOINC's
+#: display for this code has changed between releases ("Patient Consent", "Consent Document").
+CONSENT_CATEGORY_LOINC = "59284-0"
 
 
 # --- small values -------------------------------------------------------------------------------
@@ -336,6 +352,60 @@ def score_observation(
     return resource
 
 
+def consent_resource(
+    resource_id: str,
+    *,
+    identifier: Mapping[str, str],
+    patient: Reference,
+    recorded: date,
+    custodian: Reference,
+    recipient: Reference,
+    permit: bool,
+) -> Resource:
+    """A base R4 privacy Consent: ``recipient`` may (``permit``) or may not be sent data.
+
+    ``status`` active; ``scope`` patient-privacy; ``category`` LOINC 59284-0; ``dateTime`` the
+    day it was recorded; ``organization`` the custodian; ``policyRule`` v3-ActCode ``OPTIN``
+    (permit) or ``OPTOUT`` (deny), which satisfies R4 invariant ppc-1 (policy or policyRule);
+    ``provision`` of type ``permit``/``deny`` for the action ``disclose`` with ``recipient`` as
+    the information recipient (``IRCP``). No purpose, data or period: which information is
+    meant is the caller's to document, and the consent has no end date. No ``meta.profile``
+    (no UK Core Consent profile is shipped).
+    """
+    return {
+        "resourceType": "Consent",
+        "id": resource_id,
+        "identifier": [dict(identifier)],
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": LOINC, "code": CONSENT_CATEGORY_LOINC}]}],
+        "patient": dict(patient),
+        "dateTime": fhir_date(recorded),
+        "organization": [dict(custodian)],
+        "policyRule": {
+            "coding": [{"system": V3_ACT_CODE, "code": "OPTIN" if permit else "OPTOUT"}]
+        },
+        "provision": {
+            "type": "permit" if permit else "deny",
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {
+                                "system": V3_PARTICIPATION_TYPE,
+                                "code": "IRCP",
+                                "display": "information recipient",
+                            }
+                        ]
+                    },
+                    "reference": dict(recipient),
+                }
+            ],
+            "action": [{"coding": [{"system": CONSENT_ACTION, "code": "disclose"}]}],
+        },
+    }
+
+
 __all__ = [
     "QUESTIONNAIRE_RESPONSE_PROFILE",
     "SCORE_OBSERVATION_PROFILE",
@@ -344,6 +414,7 @@ __all__ = [
     "Resource",
     "coding",
     "concept",
+    "consent_resource",
     "entry",
     "fhir_date",
     "json_number",

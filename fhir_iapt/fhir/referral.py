@@ -14,8 +14,16 @@ The Bundle holds, in this order (issue 2):
   coded values);
 * per screening instrument, a **QuestionnaireResponse** (against the shipped Questionnaire) and a
   score **Observation** derived from it (total from :func:`fhir_iapt.scoring.score_instrument`);
+* when the clinic recorded the patient's answer (``consent_to_share_outcomes`` True or False), a
+  **Consent** (base R4, :func:`~fhir_iapt.fhir.common.consent_resource`): the patient permits
+  (``OPTIN``) or refuses (``OPTOUT``) that their therapy *outcomes* be disclosed back to the
+  referring clinic. Without it the IAPT service would never learn what the clinic recorded. It
+  is information for the IAPT service, not the adapter's own gate: outcomes are sent back only
+  for episodes whose IAPT export says ``consent_share_outcomes = Y``
+  (:mod:`fhir_iapt.fhir.outcomes`), whatever this Consent said at referral;
 * the **ServiceRequest** (the referral itself), identified by the clinic's record id, whose
-  ``reasonReference`` points at the Conditions and ``supportingInfo`` at everything else.
+  ``reasonReference`` points at the Conditions and ``supportingInfo`` at everything else
+  (context and score Observations, QuestionnaireResponses, the Consent).
 
 Whether a visit is referred at all (decision, consent) is decided before this module is called
 (:func:`fhir_iapt.pipeline.referral_result`); here every record becomes a bundle.
@@ -39,6 +47,7 @@ from fhir_iapt.fhir.common import (
     Resource,
     coding,
     concept,
+    consent_resource,
     entry,
     fhir_date,
     json_number,
@@ -206,6 +215,33 @@ def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
     return bundle.add(role, role_identifier)
 
 
+def _share_outcomes_consent(
+    record: ReferralRecord, bundle: _Bundle, subject: Reference
+) -> Reference | None:
+    """Add the clinic's recorded consent to share therapy outcomes back, if it recorded one.
+
+    ``True`` permits and ``False`` denies disclosure of outcomes to the referring clinic (by
+    ODS code, also the Consent's custodian); ``None`` (not recorded) adds nothing rather than
+    guessing. The adapter itself never reads this Consent: whether outcomes flow back is
+    decided by the IAPT export's ``consent_share_outcomes`` column.
+    """
+    answer = record.referral.consent_to_share_outcomes
+    if answer is None:
+        return None
+    role = "Consent/share-outcomes"
+    identifier = bundle.own_identifier(role)
+    consent = consent_resource(
+        bundle.own_id(role),
+        identifier=identifier,
+        patient=subject,
+        recorded=record.event_date,
+        custodian=ods_reference(record.clinic_ods),
+        recipient=ods_reference(record.clinic_ods),
+        permit=answer,
+    )
+    return bundle.add(consent, identifier)
+
+
 def build_referral_bundle(
     record: ReferralRecord, options: BuildOptions = DEFAULT_OPTIONS
 ) -> dict[str, Any]:
@@ -310,6 +346,10 @@ def build_referral_bundle(
         )
         supporting.append(qr_ref)
         supporting.append(bundle.add(obs, obs_identifier))
+
+    consent = _share_outcomes_consent(record, bundle, subject)
+    if consent is not None:
+        supporting.append(consent)
 
     referral = record.referral
     sr_identifier = record_identifier(record.source_system, record.record_id)
