@@ -84,3 +84,9 @@ def test_library_example_runs(
     exec(compile(code[0], "README.md#library", "exec"), {})  # noqa: S102 - our own README
     printed = capsys.readouterr().out
     assert "not-referred" in printed
+
+
+def test_relay_config_in_the_readme_is_the_tested_example_file() -> None:
+    """The README's complete relay config is examples/relay.toml, which the relay tests load."""
+    blocks = re.findall(r"```toml\n(.*?)```", README, flags=re.DOTALL)
+    assert blocks == [(ROOT / "examples" / "relay.toml").read_text(encoding="utf-8")]
