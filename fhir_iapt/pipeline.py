@@ -13,7 +13,9 @@ Validation is layered so the hot path stays fast without giving up proof:
   :class:`ShapeCache` a passed check is remembered per mapping file, profile set and adapter
   code, and later runs skip it until one of those changes;
 * ``validation="full"`` runs the real validator on every bundle (slower; the test-suite and
-  ``fhir-iapt validate`` do this over every output).
+  ``fhir-iapt validate`` do this over every output);
+* ``validation="none"`` leaves the shape check to the caller (the relay applies its own policy
+  across requests through :func:`validated`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from fhir_iapt.records import ReferralRecord
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
 from fhir_iapt.sources import SourceRecord, portable, revive
 
-Validation = Literal["first", "full"]
+Validation = Literal["none", "first", "full"]
 MappingRef = str | os.PathLike[str] | Mapping
 
 #: target name -> "module:function" turning a mapped record into a Converted or Skipped result.
@@ -154,7 +156,7 @@ class _Checker:
             self._checked = True
 
     def __call__(self, result: Result) -> Result:
-        if not isinstance(result, Converted):
+        if not isinstance(result, Converted) or self.validation == "none":
             return result
         if self.validation == "first" and self._checked:
             return result

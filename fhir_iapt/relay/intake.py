@@ -32,9 +32,7 @@ from fhir_iapt.consent import ConsentRegister
 from fhir_iapt.errors import (
     FhirIaptError,
     Issue,
-    Location,
     MappingError,
-    ReadError,
     operation_outcome,
 )
 from fhir_iapt.relay.destinations import route
@@ -163,15 +161,10 @@ class Validation:
 
 
 def _mapped(body: bytes, mapping: Any) -> list[Result]:
-    from fhir_iapt.mapping import read_source
-    from fhir_iapt.pipeline import convert_record
+    from fhir_iapt.pipeline import convert_bytes
 
-    return [
-        Rejected(item, item.location or Location(file=BODY_NAME))
-        if isinstance(item, ReadError)
-        else convert_record(item, mapping)
-        for item in read_source(io.BytesIO(body), name=BODY_NAME, mapping=mapping)
-    ]
+    # The relay's validation policy spans requests (Validation.apply), so none here.
+    return convert_bytes(body, name=BODY_NAME, mapping=mapping, validation="none")
 
 
 def convert(
