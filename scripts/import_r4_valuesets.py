@@ -24,7 +24,7 @@ from fhir_iapt._data import profiles_dir
 from fhir_iapt.fhir import _r4defs as defs
 
 _TYPES = (
-    "Bundle", "Patient", "Practitioner", "PractitionerRole", "Organization", "Condition",
+    "Bundle", "Patient", "Practitioner", "PractitionerRole", "Organization", "Condition", "Consent",
     "Observation", "ServiceRequest", "Questionnaire", "QuestionnaireResponse",
     "OperationOutcome", "CodeSystem", "ValueSet", "StructureDefinition", "Parameters",
 )

@@ -192,7 +192,8 @@ def test_bundle_with_consent_validates(validator: Validator, consent: bool | Non
 
 
 @pytest.mark.parametrize(
-    "broken", ["no status", "no scope", "no policyRule", "impossible dateTime"]
+    "broken",
+    ["no status", "no scope", "no policyRule", "impossible dateTime", "provision type not in R4"],
 )
 def test_validator_checks_the_consent(validator: Validator, broken: str) -> None:
     """The validation above can fail: a broken Consent (ppc-1 without policyRule) is an error."""
@@ -204,6 +205,8 @@ def test_validator_checks_the_consent(validator: Validator, broken: str) -> None
         del consent["scope"]
     elif broken == "no policyRule":
         del consent["policyRule"]
+    elif broken == "provision type not in R4":
+        consent["provision"]["type"] = "maybe"  # required binding consent-provision-type
     else:
         consent["dateTime"] = "2024-02-30"
     assert has_errors(validator.validate_bundle(bundle))
