@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fhir_iapt.nhs_number import is_valid_nhs_number
+from fhir_iapt.sources._json import json_kind
 
 Converter = Callable[[Any], Any]
 
@@ -52,21 +53,6 @@ class Invalid(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def json_kind(value: Any) -> str:
-    """The JSON name of a decoded value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float | Decimal):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _text(raw: Any, *, numbers: bool = True) -> str:

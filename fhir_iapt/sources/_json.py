@@ -101,12 +101,13 @@ def _array(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
             yield SourceRecord(item, at)
         else:
             yield read_error(
-                f"the array item is a JSON {_json_type(item)}, not an object", at,
+                f"the array item is a JSON {json_kind(item)}, not an object", at,
                 error_code="FI101",
             )
 
 
-def _json_type(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages (also used by the map stage)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -168,7 +169,7 @@ def _ndjson(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadErro
             yield SourceRecord(value, at)
         else:
             yield read_error(
-                f"the line is a JSON {_json_type(value)}, not an object", at, error_code="FI101"
+                f"the line is a JSON {json_kind(value)}, not an object", at, error_code="FI101"
             )
 
 
