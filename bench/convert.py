@@ -45,15 +45,14 @@ COLUMNS = (
 
 
 def _nhs_numbers(start: int) -> Iterator[str]:
+    from fhir_iapt.nhs_number import check_digit
+
     n = start
     while True:
         digits = f"{n:09d}"
-        total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
-        check = 11 - total % 11
-        if check == 11:
-            check = 0
-        if check != 10:
-            yield digits + str(check)
+        check = check_digit(digits)
+        if check is not None:
+            yield f"{digits}{check}"
         n += 1
 
 

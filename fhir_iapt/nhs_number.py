@@ -18,15 +18,21 @@ from typing import Final
 _WEIGHTS: Final = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
+def check_digit(first_nine: str) -> int | None:
+    """The modulus 11 check digit for 9 ASCII digits, or None when no valid number has them."""
+    total: int = sum(map(operator.mul, map(int, first_nine), _WEIGHTS))
+    check = 11 - total % 11
+    if check == 11:
+        return 0
+    return None if check == 10 else check
+
+
 def is_valid_nhs_number(digits: str) -> bool:
     """True when ``digits`` is exactly 10 ASCII digits whose modulus 11 check digit matches."""
     if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         return False
-    total: int = sum(map(operator.mul, map(int, digits[:9]), _WEIGHTS))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
+    check = check_digit(digits[:9])
+    return check is not None and check == int(digits[9])
 
 
 def normalise_nhs_number(raw: str) -> str | None:
@@ -35,4 +41,4 @@ def normalise_nhs_number(raw: str) -> str | None:
     return digits if is_valid_nhs_number(digits) else None
 
 
-__all__ = ["is_valid_nhs_number", "normalise_nhs_number"]
+__all__ = ["check_digit", "is_valid_nhs_number", "normalise_nhs_number"]

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from fhir_server import free_port
 
+from fhir_iapt.nhs_number import check_digit
 from fhir_iapt.relay.security import hash_api_key
 from fhir_iapt.relay.settings import RelaySettings, settings_from_mapping
 
@@ -234,15 +235,9 @@ GIVEN_NAME = "Ottoline"
 def nhs_number(seed: int) -> str:
     """A valid (modulus 11) NHS number derived from ``seed``, starting 9 (a test range)."""
     n = seed
-    while True:
-        digits = f"9{n % 10**8:08d}"
-        total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
-        check = 11 - total % 11
-        if check == 11:
-            check = 0
-        if check != 10:
-            return digits + str(check)
+    while (check := check_digit(digits := f"9{n % 10**8:08d}")) is None:
         n += 1
+    return f"{digits}{check}"
 
 
 def diabetes_row(record_id: str, nhs: str, *, refer: str = "Y", consent: str = "Y",

@@ -15,7 +15,7 @@ import pytest
 
 from fhir_iapt.errors import RecordError
 from fhir_iapt.mapping import load_mapping, map_record, read_source
-from fhir_iapt.nhs_number import is_valid_nhs_number, normalise_nhs_number
+from fhir_iapt.nhs_number import check_digit, is_valid_nhs_number, normalise_nhs_number
 from fhir_iapt.sources import SourceRecord
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -91,3 +91,12 @@ def test_mapping_rejects_non_ascii_digits_as_not_10_digits(value: str) -> None:
     nhs = [i for i in caught.value.issues
            if i.location is not None and i.location.field == "nhs_number"]
     assert [(i.error_code, i.diagnostics) for i in nhs] == [("FI301", "is not 10 digits")]
+
+
+@pytest.mark.parametrize(
+    ("first_nine", "expected"),
+    [("900000000", 9), ("991200388", 8), ("000000501", 0), ("000000040", None)],
+)
+def test_check_digit_follows_domain_rules(first_nine: str, expected: int | None) -> None:
+    """check_digit gives DOMAIN.md's digit (11 -> 0) and None where the check would be 10."""
+    assert check_digit(first_nine) == expected
