@@ -47,9 +47,11 @@ COLUMNS = (
 def _nhs_numbers(start: int) -> Iterator[str]:
     from fhir_iapt.nhs_number import check_digit
 
+    # Cycle through the 999 test range (about 910k valid numbers): a long export repeats
+    # patients, as real ones do, and never leaves 9 digits.
     n = start
     while True:
-        digits = f"{n:09d}"
+        digits = f"{999_000_000 + (n - 999_000_000) % 1_000_000:09d}"
         check = check_digit(digits)
         if check is not None:
             yield f"{digits}{check}"
