@@ -13,8 +13,10 @@ The public API. The stages, in the order data flows through them::
 ``fhir_iapt.pipeline`` joins read -> map -> build -> validate (``convert_file`` and friends);
 the CLI (``fhir_iapt.cli``) and the relay (``fhir_iapt.relay``) are thin callers of it.
 
-Names are imported on first use, so ``import fhir_iapt`` stays cheap: the validator's FHIR
-models and the HTTP client load only when asked for.
+No public name equals a submodule's name (``fhir_iapt.push`` is a module: importing it sets
+the package attribute, which would shadow a lazily exported ``push`` function; use
+``from fhir_iapt.push import push``). Names are imported on first use, so ``import fhir_iapt``
+stays cheap: the validator's FHIR models and the HTTP client load only when asked for.
 """
 
 from __future__ import annotations
@@ -88,7 +90,6 @@ _EXPORTS: dict[str, str] = {
     "PushSummary": "fhir_iapt.push",
     "RetryPolicy": "fhir_iapt.client",
     "SmartBackendServices": "fhir_iapt.client",
-    "push": "fhir_iapt.push",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -135,7 +136,7 @@ if TYPE_CHECKING:
         convert_stream,
         validated,
     )
-    from fhir_iapt.push import PushSummary, push
+    from fhir_iapt.push import PushSummary
     from fhir_iapt.records import ReferralRecord
     from fhir_iapt.results import Converted, Rejected, Result, Skipped
     from fhir_iapt.scoring.episode import EpisodeRecord

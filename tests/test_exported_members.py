@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import subprocess
 import sys
@@ -21,7 +22,7 @@ EXPECTED = {
     "bundled_mappings", "convert_bytes", "convert_file", "convert_files",
     "convert_questionnaire_responses", "convert_record", "convert_stream", "default_validator",
     "derive_outcome", "load_consent_register", "load_mapping", "map_record", "operation_outcome",
-    "push", "read_records", "score_instrument", "score_questionnaire_response", "validated",
+    "read_records", "score_instrument", "score_questionnaire_response", "validated",
 }
 
 
@@ -55,3 +56,14 @@ def test_importing_the_package_does_not_load_the_validator_or_the_web_stack() ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_no_public_name_is_shadowed_by_a_submodule() -> None:
+    """Importing every submodule leaves each public name bound to the exported object."""
+    import pkgutil
+
+    for info in pkgutil.walk_packages(fhir_iapt.__path__, "fhir_iapt."):
+        if ".relay" not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    for name in fhir_iapt.__all__:
+        assert not inspect.ismodule(getattr(fhir_iapt, name)), name

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from fhir_server import ServerFactory
 from test_client_tls import _issue, _write
 
 from fhir_iapt.cli import main
@@ -30,9 +31,12 @@ def test_the_delivery_section_has_the_two_python_examples() -> None:
 
 @pytest.mark.integration
 def test_push_example_delivers_the_converted_examples(
-    fhir_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fhir_server_factory: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first example, pointed at a real FHIR server, delivers every converted bundle."""
+    # An empty server of its own: the session server holds the same patients from other
+    # tests, sent under other strategies, which a conditional create rightly refuses (412).
+    fhir_server = fhir_server_factory().url
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
