@@ -237,11 +237,14 @@ class DeliveryError(FhirIaptError):
         server_outcome: dict[str, Any] | None = None,
         issues: Sequence[Issue] = (),
         error_code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, issues=issues, error_code=error_code)
         self.request = request
         self.status_code = status_code
         self.server_outcome = server_outcome
+        #: Seconds the server asked to wait before trying again (its ``Retry-After``), if any.
+        self.retry_after = retry_after
         #: How many attempts were made before this error was raised (set by the client).
         self.attempts: int | None = None
 

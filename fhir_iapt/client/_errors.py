@@ -13,13 +13,15 @@ DecodingError, TooManyRedirects, HTTPStatusError  -> ServerError    (FI723)     
 
 HTTP answers: 401 and 403 become :class:`AuthError` (FI731 / FI732); any other status >= 400 a
 :class:`ServerError` (FI721 for 4xx, FI722 for 5xx) carrying the server's OperationOutcome when it
-sent one. Messages name the method, the URL *without* its query values (a search may hold an NHS
-number), the status and the issue codes; never headers, bodies or tokens.
+sent one; either error keeps the server's ``Retry-After`` in seconds (``retry_after``) for
+whoever retries later. Messages name the method, the URL *without* its query values (a search
+may hold an NHS number), the status and the issue codes; never headers, bodies or tokens.
 """
 
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +30,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import httpx
 import orjson
 
+from fhir_iapt.client._retry import retry_after_seconds
 from fhir_iapt.errors import (
     AuthError,
     ConfigError,
@@ -42,7 +45,10 @@ from fhir_iapt.errors import (
 
 _ATTEMPTS_ATTR = "attempts"
 _SEVERITIES: dict[str, Severity] = {
-    "fatal": "fatal", "error": "error", "warning": "warning", "information": "information"
+    "fatal": "fatal",
+    "error": "error",
+    "warning": "warning",
+    "information": "information",
 }
 
 
@@ -96,12 +102,14 @@ def map_exception(exc: Exception, info: RequestInfo) -> FhirIaptError:
     if isinstance(exc, httpx.ProxyError):
         return TransportError(f"{where}: proxy failed", request=info, error_code="FI715")
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return ConfigError(f"{where}: the server URL is not a usable http(s) URL ({kind})",
-                           error_code="FI801")
+        return ConfigError(
+            f"{where}: the server URL is not a usable http(s) URL ({kind})", error_code="FI801"
+        )
     if isinstance(exc, httpx.DecodingError | httpx.TooManyRedirects | httpx.HTTPStatusError):
         return ServerError(f"{where}: unusable answer ({kind})", request=info, error_code="FI723")
-    return DeliveryError(f"{where}: request could not be sent ({kind})", request=info,
-                         error_code="FI701")
+    return DeliveryError(
+        f"{where}: request could not be sent ({kind})", request=info, error_code="FI701"
+    )
 
 
 #: Everything httpx can raise at us; :func:`translating` lets nothing else through.
@@ -184,14 +192,21 @@ def error_for_response(response: httpx.Response, info: RequestInfo) -> DeliveryE
     reason = response.reason_phrase or ""
     message = f"{_describe(info)}: server answered {status} {reason}".rstrip()
     message += _outcome_summary(outcome)
-    kwargs: dict[str, Any] = {"request": info, "status_code": status, "server_outcome": outcome}
+    kwargs: dict[str, Any] = {
+        "request": info,
+        "status_code": status,
+        "server_outcome": outcome,
+        "retry_after": retry_after_seconds(response, time.time()),
+    }
     if status in (401, 403):
         code = "FI731" if status == 401 else "FI732"
-        return AuthError(message, issues=_issues(outcome, message, "security", code),
-                         error_code=code, **kwargs)
+        return AuthError(
+            message, issues=_issues(outcome, message, "security", code), error_code=code, **kwargs
+        )
     code = "FI721" if status < 500 else "FI722"
-    return ServerError(message, issues=_issues(outcome, message, "processing", code),
-                       error_code=code, **kwargs)
+    return ServerError(
+        message, issues=_issues(outcome, message, "processing", code), error_code=code, **kwargs
+    )
 
 
 def with_attempts(error: DeliveryError | FhirIaptError, attempts: int) -> None:
