@@ -2,20 +2,27 @@
 
 Each turn claims due messages (leased, attempt counted) up to the free delivery slots and sends
 each bundle with its destination's client, whose :class:`~fhir_iapt.client.RetryPolicy` makes a
-few quick retries inside one attempt. What happens next is decided here, once:
+few quick retries inside one attempt. What happens next is decided by the same rule, a
+:class:`~fhir_iapt.client.RetryPolicy` for the outbox (:func:`outbox_policy`), so the relay and
+the client can never disagree about a status:
 
 * delivered: marked delivered, latency observed;
-* no answer (:class:`~fhir_iapt.errors.TransportError`), statuses 408, 429, 5xx, or 401/403 (the
-  relay's own credentials, fixed by the operator, not by changing the message), and any failure
-  not tied to the message: back to the queue after an exponential backoff persisted in
-  ``next_attempt_at`` (so it survives a restart), until ``max_attempts``;
-* any other 4xx (the server refuses this bundle), or the client refusing to send it (not a
-  transaction): a dead letter at once;
+* worth another try by the policy's rule (:meth:`~fhir_iapt.client.RetryPolicy.retryable_error`:
+  no answer, or 408, 429, 500, 502, 503, 504): back to the queue after the policy's jittered
+  exponential backoff, or the server's longer ``Retry-After`` (up to ``backoff_max``), persisted
+  in ``next_attempt_at`` (so it survives a restart), until ``max_attempts``;
+* any other delivery error (a 4xx, including 401/403 refusing the relay's own credentials, a
+  TLS refusal, the client refusing to send the bundle): a dead letter at once, for someone must
+  act first; it keeps its payload and is sent again with ``POST /messages/{id}/replay``;
+* a failure that is not a delivery outcome (a destination missing from the configuration, an
+  unexpected error): back to the queue like a retryable one;
 * the last attempt failed: a dead letter, payload and last error kept until replayed.
 
 The error kept (``last_error``) is the project's code, the HTTP status and the client's message,
 which names the method and URL but never headers, bodies or the server's diagnostics (those
 may quote patient values); only the server's issue codes are kept from its OperationOutcome.
+Log records are events with fields (:func:`fhir_iapt._logging.log_event`): message id,
+destination, direction, error code, HTTP status, attempt, retry delay; nothing else.
 
 Shutdown (:meth:`DeliveryWorker.stop`) stops claiming, lets in-flight deliveries finish within
 the grace period, and gives the rest back to the queue without spending their attempt.
@@ -26,24 +33,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
 
-from fhir_iapt.errors import AuthError, DeliveryError, FhirIaptError, TransportError
+from fhir_iapt._logging import log_event
+from fhir_iapt.client import RetryPolicy
+from fhir_iapt.errors import DeliveryError, FhirIaptError
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.settings import DeliverySettings
 from fhir_iapt.relay.store import Claimed, Outbox
 
 _log = logging.getLogger("fhir_iapt.relay.worker")
 
-#: HTTP statuses that say "try again later" rather than "this bundle is wrong".
-_RETRY_STATUSES = frozenset({401, 403, 408, 425, 429, 500, 502, 503, 504})
 _MAX_ERROR_CHARS = 500
-#: Client errors without an HTTP answer that are about the relay's set-up (TLS), not the bundle.
-_CONFIG_CODES = frozenset({"FI714"})
+#: Proportional jitter of outbox waits, "half jitter": each wait is drawn uniformly from
+#: ``[backoff / 2, backoff]``. It spreads messages that failed together (an outage) over half
+#: their backoff, capped waits included, while every wait stays at least half the nominal one,
+#: so the time a message has before it is a dead letter stays predictable (full jitter could
+#: spend several attempts within seconds of each other).
+OUTBOX_JITTER = 0.5
 
 
 class Transactor(Protocol):
@@ -52,21 +64,30 @@ class Transactor(Protocol):
     async def transaction(self, bundle: dict[str, Any]) -> Any: ...
 
 
-def backoff(settings: DeliverySettings, attempts: int) -> float:
-    """Seconds to wait after failed outbox attempt ``attempts`` (1-based)."""
-    wait = settings.backoff_initial * 2.0 ** max(attempts - 1, 0)
-    return float(min(settings.backoff_max, wait))
+def outbox_policy(settings: DeliverySettings) -> RetryPolicy:
+    """The outbox's retry policy: the client's statuses, ``[delivery]``'s attempts and backoff.
+
+    Waits double from ``backoff_initial`` up to ``backoff_max``, with :data:`OUTBOX_JITTER`;
+    a server's ``Retry-After`` is obeyed up to ``backoff_max``, so no gap between two attempts
+    exceeds it. Only attempts bound the outbox (``max_elapsed`` is unlimited).
+    """
+    return RetryPolicy(
+        attempts=settings.max_attempts,
+        backoff_initial=settings.backoff_initial,
+        backoff_max=settings.backoff_max,
+        backoff_multiplier=2.0,
+        jitter=0.0,
+        jitter_ratio=OUTBOX_JITTER,
+        max_elapsed=math.inf,
+        retry_after_max=settings.backoff_max,
+    )
 
 
-def retryable(exc: FhirIaptError) -> bool:
+def retryable(exc: BaseException, policy: RetryPolicy) -> bool:
     """Whether a failed delivery is worth another outbox attempt (see the module docstring)."""
-    if not isinstance(exc, DeliveryError):
-        return True  # e.g. a destination missing from the config: not the message's fault
-    if exc.status_code is not None:
-        return exc.status_code in _RETRY_STATUSES or exc.status_code >= 500
-    # No answer, no token, TLS set up wrong: the message waits for a fix. Anything else is the
-    # client refusing to send this bundle (e.g. not a transaction): it will never go.
-    return isinstance(exc, TransportError | AuthError) or exc.error_code in _CONFIG_CODES
+    if isinstance(exc, DeliveryError):
+        return policy.retryable_error(exc)
+    return True  # e.g. a destination missing from the config: not the message's fault
 
 
 def error_summary(exc: BaseException) -> str:
@@ -89,11 +110,14 @@ class DeliveryWorker:
         clients: Mapping[str, Transactor],
         settings: DeliverySettings,
         metrics: RelayMetrics,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.outbox = outbox
         self.clients = clients
         self.settings = settings
         self.metrics = metrics
+        #: Decides and times outbox retries; :func:`outbox_policy` of ``settings`` by default.
+        self.policy = policy if policy is not None else outbox_policy(settings)
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
@@ -154,7 +178,9 @@ class DeliveryWorker:
                         self.outbox.claim, free, lease_seconds=self.settings.lease_seconds
                     )
                 except Exception as exc:  # the store failing must not end the loop
-                    _log.error("outbox claim failed: %s", type(exc).__name__)
+                    log_event(
+                        _log, logging.ERROR, "outbox claim failed", error_type=type(exc).__name__
+                    )
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
                 self._inflight.add(task)
@@ -206,20 +232,39 @@ class DeliveryWorker:
 
     async def _failed(self, message: Claimed, exc: Exception) -> None:
         summary = error_summary(exc)
-        again = retryable(exc) if isinstance(exc, FhirIaptError) else True
-        if again and message.attempts < self.settings.max_attempts:
-            wait = backoff(self.settings, message.attempts)
+        fields: dict[str, str | int | None] = {
+            "message_id": message.id,
+            "destination": message.destination,
+            "direction": message.direction,
+            "error_code": exc.error_code if isinstance(exc, FhirIaptError) else "FI000",
+            "http_status": exc.status_code if isinstance(exc, DeliveryError) else None,
+            "attempt": message.attempts,
+        }
+        if not isinstance(exc, FhirIaptError):
+            fields["error_type"] = type(exc).__name__
+        if retryable(exc, self.policy) and message.attempts < self.policy.attempts:
+            asked = exc.retry_after if isinstance(exc, DeliveryError) else None
+            wait = self.policy.delay(message.attempts, asked)
             await asyncio.to_thread(self.outbox.mark_failed, message.id, summary, retry_in=wait)
             self.metrics.retried.labels(message.direction).inc()
-            _log.warning(
-                "message %s attempt %d failed, retry in %.1fs: %s",
-                message.id, message.attempts, wait, summary,
+            log_event(
+                _log,
+                logging.WARNING,
+                "delivery failed, will retry",
+                retry_in=round(wait, 3),
+                **fields,
             )
             return
         await asyncio.to_thread(self.outbox.mark_dead, message.id, summary)
         self.metrics.dead.labels(message.direction).inc()
-        _log.error("message %s is a dead letter after %d attempt(s): %s",
-                   message.id, message.attempts, summary)
+        log_event(_log, logging.ERROR, "delivery failed, dead letter", **fields)
 
 
-__all__ = ["DeliveryWorker", "Transactor", "backoff", "error_summary", "retryable"]
+__all__ = [
+    "OUTBOX_JITTER",
+    "DeliveryWorker",
+    "Transactor",
+    "error_summary",
+    "outbox_policy",
+    "retryable",
+]
