@@ -84,11 +84,10 @@ def _auth(auth: DestinationAuth, name: str) -> httpx.Auth | None:
     where = Location(field=f"destinations.{name}.auth")
     try:
         if auth.kind == "bearer" and auth.token:
-            return BearerToken(auth.token)
+            return BearerToken(auth.token.get_secret_value())
         if auth.kind == "client_credentials" and auth.token_url and auth.client_id:
-            return ClientCredentials(
-                auth.token_url, auth.client_id, auth.client_secret or "", scope=auth.scope
-            )
+            secret = auth.client_secret.get_secret_value() if auth.client_secret else ""
+            return ClientCredentials(auth.token_url, auth.client_id, secret, scope=auth.scope)
         if (
             auth.kind == "smart_backend_services"
             and auth.token_url
