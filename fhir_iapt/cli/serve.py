@@ -1,10 +1,13 @@
 """``fhir-iapt serve``: run the relay under uvicorn, or make an API key for its config.
 
 Settings come from ``--config FILE`` (TOML) with ``FHIR_IAPT_<SECTION>__<KEY>`` environment
-overrides; ``--host`` / ``--port`` override both. Audit lines (JSON AuditEvents) and the relay's
-own log go to stderr; uvicorn's access log is off, since the audit line says the same without
-query values. SIGTERM or Ctrl-C shuts down gracefully: requests in progress finish, in-flight
-deliveries get ``server.shutdown_grace_seconds`` and the rest go back to the queue.
+overrides; ``--host`` / ``--port`` override both. A configuration mistake (a bad value, or a file
+the settings name that cannot be read: keys, certificates, consent registers, mappings) is an
+OperationOutcome on stderr naming the file and key, and exit 2, before anything starts. Audit
+lines (JSON AuditEvents) and the relay's own log go to stderr; uvicorn's access log is off, since
+the audit line says the same without query values. SIGTERM or Ctrl-C shuts down gracefully:
+requests in progress finish, in-flight deliveries get ``server.shutdown_grace_seconds`` and the
+rest go back to the queue.
 
 ``--new-key ID`` prints a fresh API key and the ``[[auth.api_keys]]`` block to paste into the
 config (only the hash is kept there); ``--hash-key`` reads a key from stdin and prints its hash.
@@ -17,16 +20,17 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from fhir_iapt.errors import FhirIaptError
+from fhir_iapt.errors import ConfigError, FhirIaptError, Location
 
 EXIT_USAGE = 2
 _SCOPE_CHOICES = ("referrals:write", "outcomes:write", "messages:read", "admin")
 
 
-def _fail(error: FhirIaptError) -> None:
+def _fail(error: FhirIaptError) -> NoReturn:
     click.echo(json.dumps(error.to_operation_outcome(), indent=2), err=True)
     raise SystemExit(EXIT_USAGE)
 
@@ -99,15 +103,24 @@ def serve(
     import uvicorn
 
     from fhir_iapt.relay.app import create_app
-    from fhir_iapt.relay.settings import load_settings
+    from fhir_iapt.relay.settings import ENV_PREFIX, load_settings
 
+    if config_path is None and not any(k.upper().startswith(ENV_PREFIX) for k in os.environ):
+        _fail(
+            ConfigError(
+                "no relay configuration was given: pass --config FILE (TOML, see"
+                f" examples/relay.toml) or set {ENV_PREFIX}<SECTION>__<KEY> environment variables",
+                location=Location(field="--config"),
+            )
+        )
     try:
+        # Checks every file the settings name, so a missing key is reported here, not as a
+        # failed application start-up.
         settings = load_settings(config_path, env=os.environ)
         app = create_app(settings)
         app.state.relay.outbox.open()  # lock the data directory before listening
     except FhirIaptError as exc:
         _fail(exc)
-        return
     _configure_logging(settings.server.log_level)
     config = uvicorn.Config(
         app,
