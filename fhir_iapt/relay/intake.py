@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -101,19 +101,33 @@ def _mapping(name: str) -> Any:
     return load_mapping(name)
 
 
-def resolve_mapping(name: str | None, direction: Direction, content_type: str) -> Any:
-    """The loaded mapping ``name``, checked against the direction and the body's media type."""
+@lru_cache(maxsize=8)
+def _configured(entries: tuple[str, ...]) -> dict[str, Any]:
+    """``[intake] mappings`` (bundled names, mapping files) loaded, by each mapping's name."""
+    return {mapping.name: mapping for mapping in map(_mapping, entries)}
+
+
+def resolve_mapping(
+    name: str | None, direction: Direction, content_type: str, *, mappings: Sequence[str]
+) -> Any:
+    """The mapping called ``name`` among ``mappings`` (``[intake] mappings``), checked against
+    the direction and the body's media type. Nothing else loads: a path, or a mapping the
+    configuration does not name, is 404."""
     if not name:
         raise IntakeError(
             400, Issue("the 'mapping' query parameter is required", code="required",
                        expression="mapping"),
         )
     try:
-        mapping = _mapping(name)
-    except (MappingError, FileNotFoundError, OSError):
+        mapping = _configured(tuple(mappings)).get(name)
+    except MappingError:  # checked when the settings loaded; a file changed since
+        raise IntakeError(
+            500, Issue("the relay's configured mappings cannot be loaded", code="exception")
+        ) from None
+    if mapping is None:
         raise IntakeError(
             404, Issue(f"no mapping named {name!r}", code="not-found", expression="mapping")
-        ) from None
+        )
     if mapping.target != _TARGETS[direction]:
         raise IntakeError(
             422,
@@ -172,6 +186,7 @@ def convert(
     *,
     direction: Direction,
     mapping_name: str | None,
+    mappings: Sequence[str],
     content_type: str,
     validation: Validation,
     consent: ConsentRegister | None = None,
@@ -188,7 +203,7 @@ def convert(
         return list(convert_questionnaire_responses(
             io.BytesIO(body), name=BODY_NAME, consent=consent, validation=policy
         ))
-    mapping = resolve_mapping(mapping_name, direction, content_type)
+    mapping = resolve_mapping(mapping_name, direction, content_type, mappings=mappings)
     return validation.apply(f"mapping:{mapping_name}", _mapped(body, mapping))
 
 

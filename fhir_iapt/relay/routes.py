@@ -195,7 +195,8 @@ def _process(
     mapping: str | None, content_type: str,
 ) -> IntakeResult:
     results = convert(body, direction=direction, mapping_name=mapping, content_type=content_type,
-                      validation=runtime.validation, consent=runtime.consent)
+                      mappings=settings.intake.mappings, validation=runtime.validation,
+                      consent=runtime.consent)
     if not results:
         raise no_records()
     worker = runtime.worker
