@@ -14,7 +14,8 @@ from fhir_iapt.fhir.validate import default_validator
 from fhir_iapt.fhir.xml import xml_to_resource
 
 BASE = "https://fhir-iapt.github.io/fhir"
-UKCORE_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "ukcore"
+# The published UK Core XML, copied into the repository (tests read only what the repo holds).
+UKCORE_SOURCE = Path(__file__).resolve().parent / "data" / "ukcore"
 # DOMAIN.md "Questionnaires and scoring" (V)
 PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
               "44253-3", "44260-8"]
@@ -111,13 +112,13 @@ UKCORE_FILES = sorted(p.name for p in UKCORE_SOURCE.glob("*.xml"))
 
 
 def test_uk_core_sources_are_beside_the_repository() -> None:
-    """The shared UK Core XML the next test compares against is present (never a silent skip)."""
+    """The UK Core XML the next test compares against is in the repository (never a silent skip)."""
     assert len(UKCORE_FILES) >= 10, f"no UK Core XML found in {UKCORE_SOURCE}"
 
 
 @pytest.mark.parametrize("source", UKCORE_FILES)
 def test_uk_core_json_equals_its_xml_source(source: str) -> None:
-    """Each UK Core resource in profiles/ is the unchanged JSON form of the shared XML file."""
+    """Each UK Core resource in profiles/ is the unchanged JSON form of its published XML file."""
     resource = xml_to_resource((UKCORE_SOURCE / source).read_bytes())
     assert _shipped(f"{resource['resourceType']}-{resource['id']}.json") == resource
 
