@@ -67,21 +67,26 @@ _EXPORTS: dict[str, str] = {
     "convert_stream": "fhir_iapt.pipeline",
     "validated": "fhir_iapt.pipeline",
     # score
-    "EpisodeOutcome": "fhir_iapt.scoring.outcomes",
+    "EpisodeOutcome": "fhir_iapt.scoring.recovery",
     "InstrumentScore": "fhir_iapt.scoring.instruments",
-    "derive_outcome": "fhir_iapt.scoring.outcomes",
+    "derive_outcome": "fhir_iapt.scoring.recovery",
     "score_instrument": "fhir_iapt.scoring.instruments",
     # build + validate
     "BuildOptions": "fhir_iapt.fhir.options",
     "Validator": "fhir_iapt.fhir.validate",
-    "build_outcome_bundle": "fhir_iapt.fhir.outcomes",
+    "as_model": "fhir_iapt.fhir.models",
+    "build_outcome_bundle": "fhir_iapt.fhir.episode",
     "build_referral_bundle": "fhir_iapt.fhir.referral",
     "default_validator": "fhir_iapt.fhir.validate",
-    "score_questionnaire_response": "fhir_iapt.fhir.outcomes",
+    "score_questionnaire_response": "fhir_iapt.fhir.responses",
     # outcomes from QuestionnaireResponses, consent
+    "ConsentFiles": "fhir_iapt.consent",
     "ConsentRegister": "fhir_iapt.consent",
-    "convert_questionnaire_responses": "fhir_iapt.outcomes",
     "load_consent_register": "fhir_iapt.consent",
+    # targets: one contract per record kind
+    "ResponseRecord": "fhir_iapt.mapping.response",
+    "Target": "fhir_iapt.targets",
+    "TARGETS": "fhir_iapt.targets",
     # push
     "AsyncFhirClient": "fhir_iapt.client",
     "BearerToken": "fhir_iapt.client",
@@ -103,7 +108,7 @@ if TYPE_CHECKING:
         RetryPolicy,
         SmartBackendServices,
     )
-    from fhir_iapt.consent import ConsentRegister, load_consent_register
+    from fhir_iapt.consent import ConsentFiles, ConsentRegister, load_consent_register
     from fhir_iapt.errors import (
         AuthError,
         ConfigError,
@@ -121,12 +126,14 @@ if TYPE_CHECKING:
         TransportError,
         operation_outcome,
     )
+    from fhir_iapt.fhir.episode import build_outcome_bundle
+    from fhir_iapt.fhir.models import as_model
     from fhir_iapt.fhir.options import BuildOptions
-    from fhir_iapt.fhir.outcomes import build_outcome_bundle, score_questionnaire_response
     from fhir_iapt.fhir.referral import build_referral_bundle
+    from fhir_iapt.fhir.responses import score_questionnaire_response
     from fhir_iapt.fhir.validate import Validator, default_validator
     from fhir_iapt.mapping import Mapping, bundled_mappings, load_mapping, map_record
-    from fhir_iapt.outcomes import convert_questionnaire_responses
+    from fhir_iapt.mapping.response import ResponseRecord
     from fhir_iapt.pipeline import (
         ShapeCache,
         convert_bytes,
@@ -141,8 +148,9 @@ if TYPE_CHECKING:
     from fhir_iapt.results import Converted, Rejected, Result, Skipped
     from fhir_iapt.scoring.episode import EpisodeRecord
     from fhir_iapt.scoring.instruments import InstrumentScore, score_instrument
-    from fhir_iapt.scoring.outcomes import EpisodeOutcome, derive_outcome
+    from fhir_iapt.scoring.recovery import EpisodeOutcome, derive_outcome
     from fhir_iapt.sources import SourceRecord, read_records
+    from fhir_iapt.targets import TARGETS, Target
 
 
 def __getattr__(name: str) -> Any:

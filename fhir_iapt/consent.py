@@ -157,31 +157,34 @@ class ConsentRegister:
             _keep(out._referrals, key, code)
         return out
 
-    def decide(
+    def lookup(
         self, *, nhs_number: str | None, referrals: Iterable[tuple[str, str]] = ()
-    ) -> OutcomeConsent | None:
-        """The recorded consent: referral identifiers first, then the NHS number (module doc).
-
-        ``referrals`` are ``(system, value)`` pairs. None means not recorded.
-        """
+    ) -> str | None:
+        """What the register recorded for this record: ``Y``/``N``/``W``/``""`` (blank), or
+        None when it holds no row for it. Referral identifiers first, then the NHS number."""
         found = [
             self._referrals[key]
             for key in (f"{system}|{value}" for system, value in referrals)
             if key in self._referrals
         ]
         if found:
-            code = max(found, key=_RANK.__getitem__)
-        else:
-            digits = normalise_nhs_number(nhs_number) if nhs_number else None
-            code = self._patients.get(digits, "") if digits else ""
-        return _as_consent(code)
+            return max(found, key=_RANK.__getitem__)
+        digits = normalise_nhs_number(nhs_number) if nhs_number else None
+        return self._patients.get(digits) if digits else None
+
+    def decide(
+        self, *, nhs_number: str | None, referrals: Iterable[tuple[str, str]] = ()
+    ) -> OutcomeConsent | None:
+        """The recorded consent (module doc); None means not recorded.
+
+        ``referrals`` are ``(system, value)`` pairs.
+        """
+        return _as_consent(self.lookup(nhs_number=nhs_number, referrals=referrals) or "")
 
     def for_response(self, scored: ScoredResponse) -> OutcomeConsent | None:
         """The recorded consent for a read QuestionnaireResponse (basedOn, then subject)."""
-        return self.decide(
-            nhs_number=_nhs_number(scored.subject),
-            referrals=[pair for ref in scored.based_on if (pair := _identifier(ref))],
-        )
+        return self.decide(nhs_number=nhs_number_of(scored.subject),
+                           referrals=referrals_of(scored.based_on))
 
 
 def _as_consent(code: str) -> OutcomeConsent | None:
@@ -204,7 +207,13 @@ def _identifier(reference: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _nhs_number(subject: Mapping[str, Any]) -> str | None:
+def referrals_of(based_on: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The ``(system, value)`` referral identifiers of a resource's ``basedOn`` references."""
+    return [pair for ref in based_on if (pair := _identifier(ref))]
+
+
+def nhs_number_of(subject: Mapping[str, Any]) -> str | None:
+    """The NHS number of a logical ``subject`` reference, if it is one."""
     pair = _identifier(subject)
     if pair is None or pair[0] != NHS_NUMBER:
         return None
@@ -306,6 +315,10 @@ class ConsentFiles:
     def __repr__(self) -> str:
         return f"ConsentFiles({[p.name for p in self.paths]!r})"
 
+    def __reduce__(self) -> tuple[type[ConsentFiles], tuple[tuple[Path, ...]]]:
+        # A worker process gets the paths and reads the files itself (still live there).
+        return (ConsentFiles, (self.paths,))
+
     def _stamps(self) -> tuple[tuple[int, int, int], ...]:
         stamps = []
         for path in self.paths:
@@ -330,14 +343,93 @@ class ConsentFiles:
             return self._register
 
 
+# --- the one consent gate ------------------------------------------------------------------
+
+#: Skipped.reason codes (and words) for an outcome that may not be shared.
+OUTCOME_CONSENT_SKIPS: Final[Mapping[OutcomeConsent | None, tuple[str, str]]] = {
+    "N": ("outcomes-consent-withheld", "the patient did not agree to share outcomes"),
+    "W": ("outcomes-consent-withdrawn", "the patient withdrew consent to share outcomes"),
+    None: ("outcomes-consent-not-recorded", "consent to share outcomes was not recorded"),
+}
+#: Said instead of the plain "not recorded" detail when no register was given at all.
+NO_REGISTER_DETAIL: Final = (
+    "consent to share outcomes was not recorded: no consent register was given (a "
+    "QuestionnaireResponse carries no consent of its own)"
+)
+
+
+class _NotCarried:
+    """Marker: the record carries no consent of its own (a QuestionnaireResponse)."""
+
+    def __repr__(self) -> str:
+        return "NOT_CARRIED"
+
+
+NOT_CARRIED: Final = _NotCarried()
+
+#: Where recorded consent comes from: a register read once, or files re-read when they change.
+ConsentSource = ConsentRegister | ConsentFiles
+
+
+def current_register(source: ConsentSource | None) -> ConsentRegister | None:
+    """The register as it is now (files re-read if changed; ConfigError if they broke)."""
+    if isinstance(source, ConsentFiles):
+        return source.current()
+    return source
+
+
+def outcome_consent_gate(
+    register: ConsentRegister | None,
+    *,
+    carried: OutcomeConsent | _NotCarried | None,
+    nhs_number: str | None,
+    referrals: Iterable[tuple[str, str]] = (),
+) -> tuple[str, str] | None:
+    """May this outcome leave the adapter? None if yes; else the Skipped ``(reason, detail)``.
+
+    The one rule, for every record kind and every caller (library, CLI, relay):
+
+    * a record that carries its own consent (an episode row's ``consent_share_outcomes``) is
+      decided by it, unless the register holds a row for the same referral or patient, in which
+      case the more restrictive of the two wins (a withdrawal recorded in the register stops an
+      episode whose export still says ``Y``);
+    * a record that carries none (``NOT_CARRIED``: a QuestionnaireResponse) is decided by the
+      register alone; with no register, or no row for it, nothing is sent.
+
+    Only ``Y`` lets an outcome through.
+    """
+    known = (
+        register.lookup(nhs_number=nhs_number, referrals=referrals)
+        if register is not None else None
+    )
+    if isinstance(carried, _NotCarried):
+        if register is None:
+            return OUTCOME_CONSENT_SKIPS[None][0], NO_REGISTER_DETAIL
+        code = known or ""
+    else:
+        code = carried or ""
+        if known is not None and _RANK[known] > _RANK[code]:
+            code = known
+    decision = _as_consent(code)
+    return None if decision == "Y" else OUTCOME_CONSENT_SKIPS[decision]
+
+
 __all__ = [
     "BAD_REGISTER",
     "CONSENT_COLUMN",
     "NHS_COLUMN",
+    "NOT_CARRIED",
+    "NO_REGISTER_DETAIL",
+    "OUTCOME_CONSENT_SKIPS",
     "REFERRAL_SYSTEM_COLUMN",
     "REFERRAL_VALUE_COLUMN",
     "UNREADABLE_REGISTER",
     "ConsentFiles",
     "ConsentRegister",
+    "ConsentSource",
+    "current_register",
     "load_consent_register",
+    "nhs_number_of",
+    "outcome_consent_gate",
+    "referrals_of",
 ]

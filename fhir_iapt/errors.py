@@ -29,10 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
+# The system for the project's own error codes in ``OperationOutcome.issue.details``.
+from fhir_iapt.error_codes import ERROR_CODE_SYSTEM
+
 Severity = Literal["fatal", "error", "warning", "information"]
 
-#: The system for the project's own error codes in ``OperationOutcome.issue.details``.
-ERROR_CODE_SYSTEM = "https://fhir-iapt.github.io/fhir/CodeSystem/error-code"
 
 
 @dataclass(frozen=True, slots=True)

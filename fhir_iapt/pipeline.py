@@ -1,8 +1,15 @@
-"""The pipeline: read -> map -> build -> validate, one result per source record.
+"""The pipeline: read -> map -> gate -> build -> validate, one result per source record.
 
 This is the one place the stages are joined. The CLI, the relay and any integrator's code call
-these functions; they hold no I/O beyond reading the stream they are given, so a Dask/Spark
+these functions; they hold no I/O beyond reading the stream they are given (and the consent
+register files, when given as :class:`~fhir_iapt.consent.ConsentFiles`), so a Dask/Spark
 partition can call :func:`convert_record` the same way.
+
+Every record kind goes the same way: the mapping reads and maps it into its target's typed record
+(:mod:`fhir_iapt.targets`), the target's gate decides whether it may leave (decision, consent:
+``consent=`` is the register of recorded consent to share outcomes, read live when it is a
+``ConsentFiles``), and its builder makes the bundle. Clinic exports, episode exports and FHIR
+QuestionnaireResponses (the ``questionnaire-response`` mapping) differ only in their mapping.
 
 Validation is layered so the hot path stays fast without giving up proof:
 
@@ -21,81 +28,61 @@ Validation is layered so the hot path stays fast without giving up proof:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from fhir_iapt._data import profiles_dir
+from fhir_iapt.consent import ConsentSource, current_register
 from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
-from fhir_iapt.records import ReferralRecord
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
 from fhir_iapt.sources import SourceRecord, portable, revive
+from fhir_iapt.targets import target_of
 
 Validation = Literal["none", "first", "full"]
-MappingRef = str | os.PathLike[str] | Mapping
-
-#: target name -> "module:function" turning a mapped record into a Converted or Skipped result.
-#: Imported lazily so the referral side never imports the outcome side and vice versa.
-_TARGET_RESULTS: dict[str, str] = {
-    "referral": "fhir_iapt.pipeline:referral_result",
-    "episode": "fhir_iapt.fhir.outcomes:episode_result",
-}
+MappingRef = str | os.PathLike[str] | Mapping[Any]
 
 #: Records handed to a worker process at a time (amortises pickling and scheduling).
 _CHUNK = 256
 
 
-def _resolve(mapping: MappingRef) -> Mapping:
+def _resolve(mapping: MappingRef) -> Mapping[Any]:
     return mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
 
 
-def referral_result(
-    record: ReferralRecord, location: Location, options: BuildOptions
-) -> Converted | Skipped:
-    """Gate a referral on the clinician's decision and the patient's consent, then build it."""
-    from fhir_iapt.fhir.referral import build_referral_bundle
-
-    if not record.referral.decision:
-        return Skipped(record.key, "not-referred", "no referral decision for this visit", location)
-    if record.referral.consent_to_refer is not True:
-        detail = (
-            "the patient declined referral"
-            if record.referral.consent_to_refer is False
-            else "consent to refer was not recorded"
-        )
-        return Skipped(record.key, "no-consent-to-refer", detail, location)
-    return Converted(record.key, build_referral_bundle(record, options), location, "referral")
-
-
-_result_fns: dict[str, Callable[[Any, Location, BuildOptions], Converted | Skipped]] = {}
-
-
-def _result_fn(target: str) -> Callable[[Any, Location, BuildOptions], Converted | Skipped]:
-    fn = _result_fns.get(target)
-    if fn is None:
-        module_name, attr = _TARGET_RESULTS[target].split(":")
-        fn = getattr(importlib.import_module(module_name), attr)
-        _result_fns[target] = fn
-    return fn
-
-
 def convert_record(
-    record: SourceRecord, mapping: MappingRef, options: BuildOptions = DEFAULT_OPTIONS
+    record: SourceRecord,
+    mapping: MappingRef,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    *,
+    consent: ConsentSource | None = None,
 ) -> Converted | Skipped | Rejected:
-    """Map and build one source record. Never raises for bad data: returns a Rejected."""
+    """Map, gate and build one source record. Never raises for bad data: returns a Rejected.
+
+    A consent register that cannot be read (a file gone or broken) raises ConfigError: nothing
+    is decided without it.
+    """
     resolved = _resolve(mapping)
+    target = target_of(resolved)
     try:
         canonical = map_record(record, resolved)
-        return _result_fn(resolved.target)(canonical, record.location, options)
     except FhirIaptError as exc:
         return Rejected(exc, exc.location or record.location)
+    decision = target.gate(canonical, current_register(consent))
+    key = target.key(canonical)
+    if decision is not None:
+        return Skipped(key, decision[0], decision[1], record.location)
+    try:
+        bundle = target.build(canonical, options)
+    except FhirIaptError as exc:
+        return Rejected(exc, exc.location or record.location)
+    return Converted(key, bundle, record.location, target.kind)
 
 
 class ShapeCache:
@@ -109,7 +96,7 @@ class ShapeCache:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
-    def key(self, mapping: Mapping, options: BuildOptions) -> str | None:
+    def key(self, mapping: Mapping[Any], options: BuildOptions) -> str | None:
         if mapping.path is None:
             return None
         digest = hashlib.sha256()
@@ -141,7 +128,7 @@ class _Checker:
         validation: Validation,
         *,
         cache: ShapeCache | None = None,
-        mapping: Mapping | None = None,
+        mapping: Mapping[Any] | None = None,
         options: BuildOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.validation = validation
@@ -198,6 +185,7 @@ def convert_stream(
     options: BuildOptions = DEFAULT_OPTIONS,
     validation: Validation = "first",
     shape_cache: ShapeCache | None = None,
+    consent: ConsentSource | None = None,
 ) -> Iterator[Result]:
     """Convert every record of one stream, in order, in this process (constant memory)."""
     resolved = _resolve(mapping)
@@ -206,7 +194,7 @@ def convert_stream(
         if isinstance(item, ReadError):
             yield Rejected(item, item.location or Location(file=name))
             continue
-        yield check(convert_record(item, resolved, options))
+        yield check(convert_record(item, resolved, options, consent=consent))
 
 
 def convert_bytes(
@@ -216,11 +204,13 @@ def convert_bytes(
     mapping: MappingRef,
     options: BuildOptions = DEFAULT_OPTIONS,
     validation: Validation = "first",
+    consent: ConsentSource | None = None,
 ) -> list[Result]:
     """Convert an in-memory export (the relay's request body)."""
     return list(
         convert_stream(
-            io.BytesIO(data), name=name, mapping=mapping, options=options, validation=validation
+            io.BytesIO(data), name=name, mapping=mapping, options=options, validation=validation,
+            consent=consent,
         )
     )
 
@@ -235,15 +225,19 @@ def convert_bytes(
 _worker_state: dict[str, Any] = {}
 
 
-def _worker_init(mapping_path: str, options: BuildOptions) -> None:
+def _worker_init(
+    mapping_path: str, options: BuildOptions, consent: ConsentSource | None
+) -> None:
     _worker_state["mapping"] = load_mapping(mapping_path)
     _worker_state["options"] = options
+    _worker_state["consent"] = consent  # ConsentFiles arrive as paths and re-read live here
 
 
 def _worker_convert(chunk: list[SourceRecord]) -> list[Result]:
-    mapping: Mapping = _worker_state["mapping"]
+    mapping: Mapping[Any] = _worker_state["mapping"]
     options: BuildOptions = _worker_state["options"]
-    return [convert_record(revive(rec), mapping, options) for rec in chunk]
+    consent: ConsentSource | None = _worker_state["consent"]
+    return [convert_record(revive(rec), mapping, options, consent=consent) for rec in chunk]
 
 
 def _chunks(items: Iterable[SourceRecord | ReadError]) -> Iterator[list[SourceRecord | ReadError]]:
@@ -260,7 +254,7 @@ def _chunks(items: Iterable[SourceRecord | ReadError]) -> Iterator[list[SourceRe
 def _parallel(
     stream: BinaryIO,
     name: str,
-    mapping: Mapping,
+    mapping: Mapping[Any],
     options: BuildOptions,
     pool: Executor,
     workers: int,
@@ -293,6 +287,7 @@ def convert_files(
     validation: Validation = "first",
     workers: int = 1,
     shape_cache: ShapeCache | None = None,
+    consent: ConsentSource | None = None,
 ) -> Iterator[Result]:
     """Convert whole files in order; ``workers > 1`` maps and builds on that many processes.
 
@@ -307,7 +302,7 @@ def convert_files(
         pool = ProcessPoolExecutor(
             max_workers=workers,
             initializer=_worker_init,
-            initargs=(str(resolved.path), options),
+            initargs=(str(resolved.path), options, consent),
         )
     try:
         for path in paths:
@@ -325,7 +320,7 @@ def convert_files(
                     _parallel(fh, name, resolved, options, pool, workers)
                     if pool is not None
                     else (
-                        convert_record(item, resolved, options)
+                        convert_record(item, resolved, options, consent=consent)
                         if isinstance(item, SourceRecord)
                         else Rejected(item, item.location or Location(file=name))
                         for item in read_source(fh, name=name, mapping=resolved)
@@ -346,6 +341,7 @@ def convert_file(
     validation: Validation = "first",
     workers: int = 1,
     shape_cache: ShapeCache | None = None,
+    consent: ConsentSource | None = None,
 ) -> Iterator[Result]:
     """Stream one file's results (see :func:`convert_files`)."""
     return convert_files(
@@ -355,6 +351,7 @@ def convert_file(
         validation=validation,
         workers=workers,
         shape_cache=shape_cache,
+        consent=consent,
     )
 
 
@@ -404,6 +401,5 @@ __all__ = [
     "convert_files",
     "convert_record",
     "convert_stream",
-    "referral_result",
     "validated",
 ]

@@ -106,3 +106,20 @@ def test_definitions_name_the_stage_of_the_code_range() -> None:
     for concept in _code_system()["concept"]:
         code, definition = concept["code"], concept["definition"]
         assert definition.startswith(stages[code[2]]), code
+
+
+def test_shipped_code_system_is_generated_from_the_registry() -> None:
+    """profiles/CodeSystem-error-code.json is exactly what fhir_iapt.error_codes renders
+    (regenerate with ``python -m fhir_iapt.error_codes``)."""
+    from fhir_iapt.error_codes import render
+
+    shipped = (profiles_dir() / "CodeSystem-error-code.json").read_text(encoding="utf-8")
+    assert shipped == render()
+
+
+def test_registry_codes_are_unique_and_in_their_stage_range() -> None:
+    """The registry lists each code once, in code order."""
+    from fhir_iapt.error_codes import ERROR_CODES
+
+    codes = [entry.code for entry in ERROR_CODES]
+    assert codes == sorted(set(codes))

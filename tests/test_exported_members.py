@@ -13,14 +13,15 @@ import fhir_iapt
 
 EXPECTED = {
     "AsyncFhirClient", "AuthError", "BearerToken", "BuildOptions", "ClientCredentials",
-    "ConfigError", "ConsentRegister", "Converted", "DeliveryError", "EmitError",
+    "ConfigError", "ConsentFiles", "ConsentRegister", "Converted", "DeliveryError", "EmitError",
     "EpisodeOutcome", "EpisodeRecord", "FhirClient", "FhirIaptError", "InstrumentScore", "Issue",
     "Location", "Mapping", "MappingError", "ProfileError", "PushSummary", "ReadError",
-    "RecordError", "ReferralRecord", "Rejected", "Result", "RetryPolicy", "ScoringError",
+    "RecordError", "ReferralRecord", "Rejected", "ResponseRecord", "Result", "RetryPolicy",
+    "ScoringError", "TARGETS", "Target",
     "ServerError", "ShapeCache", "Skipped", "SmartBackendServices", "SourceRecord",
-    "TransportError", "Validator", "build_outcome_bundle", "build_referral_bundle",
+    "TransportError", "Validator", "as_model", "build_outcome_bundle", "build_referral_bundle",
     "bundled_mappings", "convert_bytes", "convert_file", "convert_files",
-    "convert_questionnaire_responses", "convert_record", "convert_stream", "default_validator",
+    "convert_record", "convert_stream", "default_validator",
     "derive_outcome", "load_consent_register", "load_mapping", "map_record", "operation_outcome",
     "read_records", "score_instrument", "score_questionnaire_response", "validated",
 }

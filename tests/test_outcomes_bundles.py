@@ -10,16 +10,11 @@ from typing import Any
 import pytest
 
 from fhir_iapt.consent import ConsentRegister, load_consent_register
-from fhir_iapt.errors import FhirIaptError, Location
-from fhir_iapt.fhir.outcomes import (
-    IAPT_OUTCOME_SYSTEM,
-    episode_result,
-    score_questionnaire_response,
-)
-from fhir_iapt.mapping import load_mapping, map_record, read_source
-from fhir_iapt.outcomes import convert_questionnaire_responses
+from fhir_iapt.fhir.episode import IAPT_OUTCOME_SYSTEM
+from fhir_iapt.fhir.responses import score_questionnaire_response
+from fhir_iapt.pipeline import convert_bytes, convert_stream
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
-from fhir_iapt.scoring.outcomes import FLAG_NAMES
+from fhir_iapt.scoring.recovery import FLAG_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "outcomes"
@@ -30,18 +25,16 @@ HEADER = EXAMPLE_CSV.read_text().splitlines()[0]
 
 
 def run_csv(text: str, name: str = "episodes.csv") -> list[Result]:
-    """Map and build every row of an episode CSV the way the pipeline does."""
-    mapping = load_mapping("iapt-outcomes")
-    out: list[Result] = []
-    for record in read_source(io.BytesIO(text.encode()), name=name, mapping=mapping):
-        if isinstance(record, FhirIaptError):
-            out.append(Rejected(record, record.location or Location(file=name)))
-            continue
-        try:
-            out.append(episode_result(map_record(record, mapping), record.location))
-        except FhirIaptError as exc:
-            out.append(Rejected(exc, exc.location or record.location))
-    return out
+    """Every row of an episode CSV through the pipeline (validator left to its own tests)."""
+    return convert_bytes(text.encode(), name=name, mapping="iapt-outcomes", validation="none")
+
+
+def convert_questionnaire_responses(
+    stream: io.BufferedIOBase | io.BytesIO, *, name: str, consent: ConsentRegister | None = None
+) -> list[Result]:
+    """QuestionnaireResponses through the one pipeline, with their mapping."""
+    return list(convert_stream(stream, name=name, mapping="questionnaire-response",  # type: ignore[arg-type]
+                               consent=consent, validation="none"))
 
 
 def _flags(bundle: dict[str, Any]) -> tuple[bool | str | None, ...]:

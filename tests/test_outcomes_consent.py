@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fhir_iapt.cli import main
 from fhir_iapt.consent import ConsentFiles, ConsentRegister, load_consent_register
 from fhir_iapt.errors import ConfigError, ReadError
-from fhir_iapt.outcomes import convert_questionnaire_responses
+from fhir_iapt.pipeline import convert_bytes
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,8 @@ def _qr(*, based_on: bool = True, nhs: str = PATIENT, **changes: Any) -> dict[st
 def _convert(qr: dict[str, Any] | list[dict[str, Any]],
              consent: ConsentRegister | None) -> list[Result]:
     data = json.dumps(qr).encode()
-    return list(convert_questionnaire_responses(io.BytesIO(data), name="qr.json",
-                                                consent=consent))
+    return convert_bytes(data, name="qr.json", mapping="questionnaire-response", consent=consent,
+                         validation="none")
 
 
 def _register(text: str, name: str = "consent.csv") -> ConsentRegister:

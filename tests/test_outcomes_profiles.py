@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from fhir_iapt._data import profiles_dir
-from fhir_iapt.fhir.outcomes import (
+from fhir_iapt.fhir.episode import (
     EPISODE_OUTCOME_PROFILE,
     IAPT_OUTCOME_SYSTEM,
     OUTCOME_DISPLAYS,

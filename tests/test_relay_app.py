@@ -23,7 +23,8 @@ from relay_helpers import (
     nhs_number,
 )
 
-from fhir_iapt.relay.app import RelayRuntime, create_app
+from fhir_iapt.relay.app import create_app
+from fhir_iapt.relay.runtime import RelayRuntime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CSV = {"Content-Type": "text/csv"}
@@ -380,7 +381,7 @@ def test_refused_request_is_audited(client: TestClient, caplog: pytest.LogCaptur
 
 def test_settings_dependency_can_be_overridden(tmp_path: Path) -> None:
     """Routes read settings through get_settings, so a test can swap them per app."""
-    from fhir_iapt.relay.app import get_settings
+    from fhir_iapt.relay.runtime import get_settings
     from fhir_iapt.relay.settings import LimitsSettings
 
     settings = make_settings(tmp_path / "data")

@@ -11,7 +11,7 @@ import pytest
 from fhir_iapt._data import load_table
 from fhir_iapt.scoring.episode import EpisodeRecord, ScorePair
 from fhir_iapt.scoring.measures import outcome_rules, rules_from_table
-from fhir_iapt.scoring.outcomes import FLAG_NAMES, derive_outcome
+from fhir_iapt.scoring.recovery import FLAG_NAMES, derive_outcome
 
 Pair = tuple[float | None, float | None]
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from fhir_iapt.scoring.episode import EpisodeRecord, ScorePair
 from fhir_iapt.scoring.measures import outcome_rules
-from fhir_iapt.scoring.outcomes import FLAG_NAMES, derive_outcome
+from fhir_iapt.scoring.recovery import FLAG_NAMES, derive_outcome
 
 _RULES = outcome_rules()
 

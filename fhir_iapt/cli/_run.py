@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 import click
 
@@ -91,7 +91,7 @@ def layout_options(fn: click.decorators.FC) -> click.decorators.FC:
     return fn
 
 
-def fail_usage(error: FhirIaptError) -> None:
+def fail_usage(error: FhirIaptError) -> NoReturn:
     """Print the error as an OperationOutcome on stderr and exit 2."""
     click.echo(json.dumps(error.to_operation_outcome(), indent=2), err=True)
     raise SystemExit(EXIT_USAGE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -41,7 +42,7 @@ def convert(
     workers: int,
     validation: Validation,
     request_method: str,
-) -> None:
+) -> NoReturn:
     """Convert clinic export files (CSV, JSON or XML) to FHIR referral bundles.
 
     Writes the bundles, rejects.ndjson (one OperationOutcome per rejected record) and

@@ -1,12 +1,11 @@
 """``fhir-iapt outcomes``: IAPT episode exports and session measures -> outcome bundles.
 
-A thin caller: episode exports (CSV or any mapped layout; default mapping ``iapt-outcomes``) go
-through the same pipeline as ``convert`` (the ``episode`` target gates on consent and builds the
-outcome bundle); FHIR JSON inputs (a QuestionnaireResponse, a Bundle or array of them, or
-NDJSON; recognised by a ``resourceType`` key) go through
-:func:`fhir_iapt.outcomes.convert_questionnaire_responses`. Same output files, options and exit
-codes as ``convert``: 0 nothing rejected, 1 some rejected, 2 usage, mapping or consent-register
-error.
+A thin caller of the same pipeline as ``convert``: episode exports (CSV or any mapped layout;
+default mapping ``iapt-outcomes``) and FHIR JSON inputs (a QuestionnaireResponse, a Bundle or
+array of them, or NDJSON; recognised by a ``resourceType`` key near the start; mapping
+``questionnaire-response``) differ only in their mapping. The one consent gate decides for both,
+with the ``--consent`` register read live. Same output files, options and exit codes as
+``convert``: 0 nothing rejected, 1 some rejected, 2 usage, mapping or consent-register error.
 
 A QuestionnaireResponse carries no consent, so its outcome is sent only when a consent register
 (``--consent FILE``, repeatable: CSV with ``nhs_number`` and ``consent_share_outcomes``, e.g. the
@@ -18,26 +17,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from fhir_iapt.cli._run import (
     Layout,
     OutputFormat,
+    default_shape_cache,
     effective_workers,
     fail_usage,
     layout_options,
     write_results,
 )
-from fhir_iapt.consent import ConsentRegister, load_consent_register
-from fhir_iapt.errors import ConfigError, Location, MappingError, ReadError
+from fhir_iapt.consent import ConsentFiles
+from fhir_iapt.errors import ConfigError, Location, MappingError
 from fhir_iapt.fhir.options import BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping
-from fhir_iapt.outcomes import convert_questionnaire_responses, looks_like_fhir_json
-from fhir_iapt.pipeline import Validation, convert_files
-from fhir_iapt.results import Rejected, Result
+from fhir_iapt.pipeline import ShapeCache, Validation, convert_files
+from fhir_iapt.results import Result
 
 _SNIFF = 4096
+#: The bundled mapping for FHIR QuestionnaireResponse inputs.
+RESPONSE_MAPPING = "questionnaire-response"
+
+
+def looks_like_fhir_json(head: bytes) -> bool:
+    """True when the start of a file is FHIR JSON (a ``resourceType`` key appears early)."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return stripped[:1] in (b"{", b"[") and b'"resourceType"' in head
 
 
 def _is_fhir_json(path: Path) -> bool:
@@ -56,29 +64,25 @@ _NO_CONSENT_HINT = (
 
 def _results(
     inputs: tuple[Path, ...],
-    mapping: Mapping,
+    mapping: Mapping[object],
     options: BuildOptions,
     validation: Validation,
     workers: int,
-    consent: ConsentRegister | None,
+    consent: ConsentFiles | None,
+    shape_cache: ShapeCache | None,
 ) -> Iterator[Result]:
-    """Every input's results in input order, each file through the reader that fits it."""
+    """Every input's results in input order, each file through the mapping that fits it."""
+    responses: Mapping[object] | None = None
     for path in inputs:
         if _is_fhir_json(path):
-            try:
-                with path.open("rb") as fh:
-                    yield from convert_questionnaire_responses(
-                        fh, name=path.name, options=options, consent=consent,
-                        validation=validation,
-                    )
-            except OSError as exc:
-                where = Location(file=path.name)
-                error = ReadError(f"cannot read input ({type(exc).__name__})", location=where)
-                yield Rejected(error, where)
+            responses = responses or load_mapping(RESPONSE_MAPPING)
+            chosen = responses
         else:
-            yield from convert_files(
-                [path], mapping=mapping, options=options, validation=validation, workers=workers
-            )
+            chosen = mapping
+        yield from convert_files(
+            [path], mapping=chosen, options=options, validation=validation, workers=workers,
+            consent=consent, shape_cache=shape_cache,
+        )
 
 
 @click.command()
@@ -114,7 +118,7 @@ def outcomes(
     workers: int,
     validation: Validation,
     request_method: str,
-) -> None:
+) -> NoReturn:
     """Turn IAPT episode exports and QuestionnaireResponses into outcome bundles.
 
     Only episodes whose patient agreed to share outcomes (consent_share_outcomes = Y) produce
@@ -135,10 +139,10 @@ def outcomes(
                 location=Location(file=str(mapping.path) if mapping.path else mapping.name),
             )
         )
-    register: ConsentRegister | None = None
+    register: ConsentFiles | None = None
     if consent_files:
         try:
-            register = load_consent_register(consent_files)
+            register = ConsentFiles(consent_files)
         except ConfigError as exc:
             fail_usage(exc)
     elif any(_is_fhir_json(path) for path in inputs):
@@ -146,12 +150,17 @@ def outcomes(
     options = BuildOptions(
         request_method="put" if request_method == "put" else "conditional-create"
     )
-    code = write_results(
-        _results(inputs, mapping, options, validation, effective_workers(workers), register),
-        out_dir=out_dir,
-        layout=layout,
-        output_format=output_format,
-        inputs=[p.name for p in inputs],
-        label="outcomes",
-    )
+    results = _results(inputs, mapping, options, validation, effective_workers(workers),
+                       register, default_shape_cache())
+    try:
+        code = write_results(
+            results,
+            out_dir=out_dir,
+            layout=layout,
+            output_format=output_format,
+            inputs=[p.name for p in inputs],
+            label="outcomes",
+        )
+    except ConfigError as exc:  # a consent register broke during the run: nothing is written
+        fail_usage(exc)
     raise SystemExit(code)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import click
 import httpx
@@ -202,7 +202,7 @@ def push(
     chunk_size: int,
     conditional: str,
     keep_going: bool,
-) -> None:
+) -> NoReturn:
     """Send bundles.ndjson, a bulk layout folder or a failed.ndjson to a FHIR server."""
     err = sys.stderr
     try:

@@ -11,7 +11,7 @@ carrying every problem in that record.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fhir_iapt.errors import ReadError
 from fhir_iapt.mapping._engine import map_record, map_values
@@ -21,7 +21,7 @@ from fhir_iapt.sources import SourceRecord, read_records
 
 
 def read_source(
-    stream: BinaryIO, *, name: str, mapping: Mapping
+    stream: BinaryIO, *, name: str, mapping: Mapping[Any]
 ) -> Iterator[SourceRecord | ReadError]:
     """Read ``stream`` the way ``mapping``'s ``input:`` section says (format and options)."""
     return read_records(stream, name=name, fmt=mapping.input_format, options=mapping.input_options)

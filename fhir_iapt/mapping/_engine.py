@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_iapt.errors import Issue, Location, RecordError
 from fhir_iapt.mapping._model import (
@@ -30,6 +30,7 @@ from fhir_iapt.mapping._paths import SourcePath
 from fhir_iapt.mapping._types import Invalid
 from fhir_iapt.sources import SourceRecord
 
+R = TypeVar("R")
 _SCORE = re.compile(r"\d+")
 _ABSENT = object()
 
@@ -345,7 +346,7 @@ def _screenings(
     return out
 
 
-def map_values(record: SourceRecord, mapping: Mapping) -> tuple[dict[str, Any], list[Issue]]:
+def map_values(record: SourceRecord, mapping: Mapping[Any]) -> tuple[dict[str, Any], list[Issue]]:
     """The target values of ``record`` and every issue found (the factory is not called)."""
     data = record.data
     at = record.location
@@ -359,8 +360,15 @@ def map_values(record: SourceRecord, mapping: Mapping) -> tuple[dict[str, Any], 
     return values, issues
 
 
-def map_record(record: SourceRecord, mapping: Mapping) -> Any:
-    """Map one source record to the mapping's target record; raises RecordError (all issues)."""
+def map_record(record: SourceRecord, mapping: Mapping[R]) -> R:
+    """Map one source record to the mapping's target record; raises RecordError (all issues).
+
+    A target read whole (``contract.read``: FHIR resources) gets the record's data as it is;
+    any other gets the mapped, checked values (``contract.fill``).
+    """
+    contract = mapping.contract
+    if contract.read is not None:
+        return contract.read(record.data, record.location)
     values, found = map_values(record, mapping)
     if found:
         # one column can feed several targets (a review date is also the screening date):
@@ -376,7 +384,10 @@ def map_record(record: SourceRecord, mapping: Mapping) -> Any:
             location=record.location,
             error_code=first.error_code,
         )
-    return mapping.factory(values, record.location, mapping)
+    fill = contract.fill
+    if fill is None:  # pragma: no cover - MapTarget guarantees one of read / fill
+        raise TypeError(f"target {contract.name!r} has neither read nor fill")
+    return fill(values, record.location, mapping.source_system)
 
 
 __all__ = ["map_record", "map_values"]

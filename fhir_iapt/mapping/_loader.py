@@ -19,7 +19,7 @@ from fhir_iapt.errors import Location, MappingError
 from fhir_iapt.mapping import _compile as compile_
 from fhir_iapt.mapping._model import Mapping, ScreeningSpec, TargetName
 from fhir_iapt.mapping._yaml import Node, Problems, compose
-from fhir_iapt.mapping.targets import TARGETS, target_factory, target_fields
+from fhir_iapt.mapping.targets import MAP_TARGETS
 from fhir_iapt.sources import FORMATS, SourceFormat
 from fhir_iapt.sources._xml import record_path_tags
 
@@ -32,6 +32,7 @@ _INPUT_KEYS: dict[str, tuple[str, ...]] = {
     "csv": ("format", "delimiter", "quotechar"),
     "json": ("format", "layout"),
     "xml": ("format", "record"),
+    "fhir": ("format",),
 }
 
 
@@ -65,21 +66,25 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
     return path.resolve()
 
 
-def load_mapping(name_or_path: str | os.PathLike[str]) -> Mapping:
+def load_mapping(name_or_path: str | os.PathLike[str]) -> Mapping[Any]:
     """Load, check and compile a mapping (a bundled name or a path); raises MappingError."""
     path = _resolve(name_or_path)
     return _load(path, path.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=32)
-def _load(path: Path, mtime_ns: int) -> Mapping:
+def _load(path: Path, mtime_ns: int) -> Mapping[Any]:
     text = path.read_text(encoding="utf-8", errors="replace")
     problems = Problems(path.name)
     if not text.lstrip("\ufeff").startswith("#"):
         problems.add("a mapping opens with a comment header naming the source fields it reads", 1)
     root = compose(text, problems)
     top = root.items(_TOP_KEYS)
-    for key in ("format", "target", "input", "source_system", "fields"):
+    target = MAP_TARGETS.get(top["target"].text()) if "target" in top else None
+    needed: tuple[str, ...] = ("format", "target", "input")
+    if target is None or target.read is None:  # a target read whole maps no fields
+        needed += ("source_system", "fields")
+    for key in needed:
         if key not in top:
             problems.add(f"the mapping needs {key}:", root.line, key)
     problems.raise_if_any()
@@ -91,10 +96,12 @@ def _load(path: Path, mtime_ns: int) -> Mapping:
 def _input(node: Node, problems: Problems) -> tuple[SourceFormat, dict[str, Any]]:
     entries = node.items(("format", "delimiter", "quotechar", "layout", "record"))
     if "format" not in entries:
-        node.fail("input needs format: csv, json or xml")
+        node.fail("input needs format: " + ", ".join(FORMATS))
     fmt = entries["format"].text()
     if fmt not in FORMATS:
-        entries["format"].fail(f"unknown input format {fmt!r} (expected csv, json or xml)")
+        entries["format"].fail(
+            f"unknown input format {fmt!r} (expected one of: {', '.join(FORMATS)})"
+        )
     options: dict[str, Any] = {}
     for key, child in entries.items():
         if key not in _INPUT_KEYS[fmt]:
@@ -121,22 +128,29 @@ def _input(node: Node, problems: Problems) -> tuple[SourceFormat, dict[str, Any]
     return fmt, options
 
 
-def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
+def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]:
     version = top["format"].value()
     if version != FORMAT_VERSION:
         top["format"].add(f"unknown mapping format version (this engine reads {FORMAT_VERSION})")
-    target = top["target"].text()
-    if target not in TARGETS:
-        top["target"].fail(f"unknown target {target!r} (expected one of: {', '.join(TARGETS)})")
-    try:
-        declared = target_fields(target)
-        factory = target_factory(target)
-    except (ImportError, AttributeError, TypeError) as exc:
-        top["target"].fail(f"the {target} target is not available: {type(exc).__name__}")
+    target_name = top["target"].text()
+    contract = MAP_TARGETS.get(target_name)
+    if contract is None:
+        top["target"].fail(
+            f"unknown target {target_name!r} (expected one of: {', '.join(MAP_TARGETS)})"
+        )
+    declared = contract.fields
     fmt, options = _input(top["input"], problems)
+    if contract.input_formats and fmt not in contract.input_formats:
+        top["input"].add(
+            f"the {target_name} target reads {' or '.join(sorted(contract.input_formats))} input"
+        )
+    if contract.read is not None:
+        for key in ("constants", "fields", "groups", "screenings"):
+            if key in top:
+                top[key].add(f"the {target_name} target is read whole: it takes no {key}:")
     problems.raise_if_any()
-    source_system = top["source_system"].text()
-    if not source_system.startswith(("http://", "https://", "urn:")):
+    source_system = top["source_system"].text() if "source_system" in top else ""
+    if "source_system" in top and not source_system.startswith(("http://", "https://", "urn:")):
         top["source_system"].add("source_system is an identifier system URI (https://... or urn:)")
     name = top["name"].text() if "name" in top else path.stem
     ctx = compile_.Context(fmt=fmt, folder=path.parent, columns=[])
@@ -148,8 +162,10 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
                 child.add(f"the target has no field {key!r}")
                 continue
             constants[key] = compile_.check_constant(child)
-    fields, named = compile_.scalar_fields(
-        top["fields"], ctx, declared.scalars, declared.required
+    fields, named = (
+        compile_.scalar_fields(top["fields"], ctx, declared.scalars, declared.required)
+        if "fields" in top
+        else ([], set())
     )
     mapped = named | set(constants)
     for spec in fields:
@@ -157,13 +173,13 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
             problems.add(f"display_to {spec.display_to!r} is also mapped", top["fields"].line,
                          f"fields.{spec.target}")
     for required in sorted(declared.required - mapped):
-        problems.add(f"the {target} target needs {required!r} (a field or a constant)",
+        problems.add(f"the {target_name} target needs {required!r} (a field or a constant)",
                      top["fields"].line, "fields")
     groups = compile_.groups(top["groups"], ctx, declared.groups) if "groups" in top else []
     screenings: ScreeningSpec | None = None
     if "screenings" in top:
         if not declared.screenings:
-            top["screenings"].add(f"the {target} target takes no screenings")
+            top["screenings"].add(f"the {target_name} target takes no screenings")
         else:
             screenings = compile_.compile_screenings(top["screenings"], ctx)
     if fmt == "csv":
@@ -171,7 +187,7 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
     return Mapping(
         name=name,
         path=path,
-        target=cast(TargetName, target),
+        target=cast(TargetName, target_name),
         input_format=fmt,
         input_options=MappingProxyType(options),
         source_system=source_system,
@@ -179,7 +195,7 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping:
         fields=tuple(fields),
         groups=tuple(groups),
         screenings=screenings,
-        factory=factory,
+        contract=contract,
         version=FORMAT_VERSION,
     )
 

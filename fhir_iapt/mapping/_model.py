@@ -10,14 +10,15 @@ from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from fhir_iapt.mapping._paths import SourcePath
 from fhir_iapt.mapping._types import Converter
-from fhir_iapt.mapping.targets import Factory
+from fhir_iapt.mapping.contract import MapTarget
 from fhir_iapt.sources import SourceFormat
 
-TargetName = Literal["referral", "episode"]
+TargetName = Literal["referral", "episode", "questionnaire-response"]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,11 @@ class ScreeningSpec:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Mapping:
-    """A loaded, checked, compiled mapping file."""
+class Mapping(Generic[R]):
+    """A loaded, checked, compiled mapping file that makes records of type ``R``.
+
+    ``contract`` is the map-stage half of its target (:mod:`fhir_iapt.mapping.contract`).
+    """
 
     name: str
     path: Path | None
@@ -114,7 +118,7 @@ class Mapping:
     fields: tuple[FieldSpec, ...]
     groups: tuple[GroupSpec, ...]
     screenings: ScreeningSpec | None
-    factory: Factory
+    contract: MapTarget[R]
     version: int = 1
 
     def __repr__(self) -> str:

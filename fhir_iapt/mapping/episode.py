@@ -19,15 +19,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fhir_iapt.errors import Issue, Location, RecordError, ScoringError
-from fhir_iapt.mapping.targets import TargetFields
+from fhir_iapt.mapping.contract import MapTarget, TargetFields
 from fhir_iapt.scoring.episode import EpisodeRecord, OutcomeConsent, ScorePair, parse_score
 from fhir_iapt.scoring.measures import outcome_rules
-
-if TYPE_CHECKING:
-    from fhir_iapt.mapping._model import Mapping
 
 #: measure -> (first field, last field); "ADSM" is resolved to the named measure.
 SCORE_FIELDS: dict[str, tuple[str, str]] = {
@@ -90,7 +87,7 @@ def _date(values: dict[str, Any], name: str) -> date | None:
 
 
 def build_episode_record(
-    values: dict[str, Any], location: Location, mapping: Mapping
+    values: dict[str, Any], location: Location, source_system: str
 ) -> EpisodeRecord:
     """The canonical episode for one mapped row; RecordError naming every wrong field."""
     rules = outcome_rules()
@@ -168,7 +165,7 @@ def build_episode_record(
         )
     contacts = values.get("treatment_contacts")
     return EpisodeRecord(
-        source_system=str(mapping.source_system),
+        source_system=source_system,
         pathway_id=str(values["pathway_id"]),
         referral_identifier_system=str(values["referral_identifier_system"]),
         referral_identifier=str(values["referral_identifier"]),
@@ -192,4 +189,7 @@ def build_episode_record(
     )
 
 
-__all__ = ["FIELDS", "SCORE_FIELDS", "build_episode_record"]
+#: The map-stage half of the episode target (the whole target: :mod:`fhir_iapt.targets`).
+EPISODE = MapTarget("episode", EpisodeRecord, FIELDS, fill=build_episode_record)
+
+__all__ = ["EPISODE", "FIELDS", "SCORE_FIELDS", "build_episode_record"]

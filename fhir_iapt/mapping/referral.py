@@ -12,10 +12,10 @@ record and applies the few rules that span fields:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
 from fhir_iapt.errors import Issue, Location, RecordError
-from fhir_iapt.mapping.targets import TargetFields
+from fhir_iapt.mapping.contract import MapTarget, TargetFields
 from fhir_iapt.records import (
     ConditionData,
     ContextKind,
@@ -26,9 +26,6 @@ from fhir_iapt.records import (
     Screening,
     Sex,
 )
-
-if TYPE_CHECKING:
-    from fhir_iapt.mapping._model import Mapping
 
 _CONTEXT_KINDS: tuple[str, ...] = get_args(ContextKind)
 _CONTEXT_KEYS: tuple[tuple[str, str], ...] = tuple((k, f"context.{k}") for k in _CONTEXT_KINDS)
@@ -61,7 +58,7 @@ def _opt_bool(value: Any) -> bool | None:
 
 
 def build_referral_record(
-    values: dict[str, Any], location: Location, mapping: Mapping
+    values: dict[str, Any], location: Location, source_system: str
 ) -> ReferralRecord:
     """Assemble a ReferralRecord; raises RecordError for rules that span fields."""
     issues: list[Issue] = []
@@ -116,7 +113,7 @@ def build_referral_record(
         for item in get("screenings", ())
     ])
     return ReferralRecord(
-        source_system=mapping.source_system,
+        source_system=source_system,
         record_id=str(values["record_id"]),
         clinic_ods=str(values["clinic_ods"]),
         event_date=event_date,
@@ -129,4 +126,7 @@ def build_referral_record(
     )
 
 
-__all__ = ["FIELDS", "build_referral_record"]
+#: The map-stage half of the referral target (the whole target: :mod:`fhir_iapt.targets`).
+REFERRAL = MapTarget("referral", ReferralRecord, FIELDS, fill=build_referral_record)
+
+__all__ = ["FIELDS", "REFERRAL", "build_referral_record"]

@@ -16,84 +16,34 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fhir_iapt.consent import ConsentRegister, load_consent_register
+from fhir_iapt._logging import log_event
+from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import Issue, operation_outcome
-from fhir_iapt.relay.audit import AuditRecord, audit_event, safe_query, write_audit
+from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import FittedClient, make_clients
 from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
 from fhir_iapt.relay.metrics import RelayMetrics
+from fhir_iapt.relay.routes import router
+from fhir_iapt.relay.runtime import (
+    RelayRuntime,
+    audit_record,
+    fhir_response,
+    outcome_response,
+)
 from fhir_iapt.relay.security import Authenticator, AuthFailure
 from fhir_iapt.relay.settings import RelaySettings
 from fhir_iapt.relay.store import Outbox
 from fhir_iapt.relay.worker import DeliveryWorker, Transactor
 
-FHIR_JSON = "application/fhir+json"
 _log = logging.getLogger("fhir_iapt.relay")
-
-#: HTTP status -> FHIR IssueType for answers raised by the framework.
-_ISSUE_TYPES: dict[int, str] = {
-    400: "structure",
-    401: "login",
-    403: "forbidden",
-    404: "not-found",
-    405: "not-supported",
-    409: "conflict",
-    413: "too-costly",
-    415: "not-supported",
-    422: "invalid",
-}
-
-
-@dataclass(slots=True)
-class RelayRuntime:
-    """What the app holds while it runs (``app.state.relay``)."""
-
-    settings: RelaySettings
-    outbox: Outbox
-    authenticator: Authenticator
-    metrics: RelayMetrics
-    validation: Validation
-    consent: ConsentRegister | None = None
-    worker: DeliveryWorker | None = None
-    warm: bool = False
-
-
-def get_settings(request: Request) -> RelaySettings:
-    """The settings dependency (override with ``app.dependency_overrides`` in tests)."""
-    settings: RelaySettings = request.app.state.relay.settings
-    return settings
-
-
-def get_runtime(request: Request) -> RelayRuntime:
-    runtime: RelayRuntime = request.app.state.relay
-    return runtime
-
-
-def fhir_response(
-    body: Mapping[str, Any], status_code: int, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status_code, media_type=FHIR_JSON, headers=headers
-    )
-
-
-def outcome_response(
-    status_code: int, diagnostics: str, *, code: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    issue = Issue(diagnostics, code=code or _ISSUE_TYPES.get(status_code, "processing"))
-    return fhir_response(operation_outcome([issue]), status_code, headers)
 
 
 # --- error handlers ----------------------------------------------------------------------
@@ -111,7 +61,7 @@ async def _auth_failure(request: Request, exc: Exception) -> Response:
 async def _intake_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, IntakeError):
         raise exc
-    return fhir_response(exc.outcome, exc.status_code)
+    return fhir_response(exc.outcome, exc.status_code, exc.headers or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -135,21 +85,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    _log.error("unexpected %s handling %s %s", type(exc).__name__, request.method,
-               request.url.path)
+    route = getattr(request.scope.get("route"), "path", None) or "(unmatched)"
+    log_event(_log, logging.ERROR, "unexpected error handling a request",
+              exception=type(exc).__name__, method=request.method, route=route)
     return outcome_response(500, "internal error", code="exception")
 
 
 # --- audit middleware --------------------------------------------------------------------
-
-
-def audit_record(request: Request) -> AuditRecord:
-    """The request's audit additions (message ids, counts, reason), made on first use."""
-    record: AuditRecord | None = getattr(request.state, "audit", None)
-    if record is None:
-        record = AuditRecord()
-        request.state.audit = record
-    return record
 
 
 class AuditMiddleware:
@@ -203,8 +145,6 @@ def create_app(
 ) -> FastAPI:
     """Build the relay app. ``clients`` replaces the destination clients (tests inject faults);
     ``http`` is the client used to fetch a JWKS URL."""
-    from fhir_iapt.relay.routes import router
-
     outbox = Outbox(settings.db_path, synchronous=settings.store.synchronous)
     runtime = RelayRuntime(
         settings=settings,
@@ -213,7 +153,7 @@ def create_app(
         metrics=RelayMetrics(outbox.counts),
         validation=Validation(settings.intake.validation),
         consent=(
-            load_consent_register(settings.intake.consent_registers)
+            ConsentFiles(settings.intake.consent_registers)
             if settings.intake.consent_registers else None
         ),
     )
@@ -222,8 +162,8 @@ def create_app(
         try:
             await asyncio.to_thread(warm_up)
         except Exception as exc:  # an optimisation only: the first request will pay instead
-            _log.warning("warm-up failed (%s); the first request will be slow",
-                         type(exc).__name__)
+            log_event(_log, logging.WARNING, "warm-up failed; the first request will be slow",
+                      exception=type(exc).__name__)
         runtime.warm = True
 
     @asynccontextmanager
@@ -268,12 +208,4 @@ def create_app(
     return app
 
 
-__all__ = [
-    "RelayRuntime",
-    "audit_record",
-    "create_app",
-    "fhir_response",
-    "get_runtime",
-    "get_settings",
-    "outcome_response",
-]
+__all__ = ["create_app"]

@@ -1,10 +1,11 @@
 """Intake: one request body -> converted, validated records -> outbox messages, synchronously.
 
 The relay is a thin caller of the pipeline: a clinic export is read and mapped with the mapping
-named in the query (:func:`fhir_iapt.pipeline.convert_record` per record) and passed through
-:func:`fhir_iapt.pipeline.validated` as ``[intake] validation`` says; FHIR
-QuestionnaireResponses (``application/fhir+json`` on ``/outcomes``) go through
-:func:`fhir_iapt.outcomes.convert_questionnaire_responses`. Each converted record is routed
+named in the query, FHIR QuestionnaireResponses (``application/fhir+json`` on ``/outcomes``)
+with the bundled ``questionnaire-response`` mapping, both by
+:func:`fhir_iapt.pipeline.convert_bytes` (the one consent gate reads the live register per
+record), then through :func:`fhir_iapt.pipeline.validated` as ``[intake] validation`` says.
+Each converted record is routed
 (:mod:`fhir_iapt.relay.destinations`) and queued; the outbox commits before this returns.
 
 A record's *dedup key* is ``<direction>|<natural key>|<sha256 of the bundle>``: posting the same
@@ -19,7 +20,6 @@ be taken at all; per-record problems are in :class:`IntakeResult`.
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 import orjson
 
-from fhir_iapt.consent import ConsentRegister
+from fhir_iapt.consent import ConsentSource
 from fhir_iapt.errors import (
+    ConfigError,
     FhirIaptError,
     Issue,
     MappingError,
@@ -57,10 +58,13 @@ _WARM_TYPES = ("Bundle", "Patient", "ServiceRequest", "Observation", "Condition"
 class IntakeError(Exception):
     """A request that cannot be taken: an HTTP status and the OperationOutcome to answer."""
 
-    def __init__(self, status_code: int, issue: Issue) -> None:
+    def __init__(
+        self, status_code: int, issue: Issue, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(issue.diagnostics)
         self.status_code = status_code
         self.outcome = operation_outcome([issue])
+        self.headers = headers or {}
 
 
 @dataclass(slots=True)
@@ -174,11 +178,26 @@ class Validation:
         return out
 
 
-def _mapped(body: bytes, mapping: Any) -> list[Result]:
+#: The bundled mapping QuestionnaireResponse bodies (``application/fhir+json``) go through.
+RESPONSE_MAPPING = "questionnaire-response"
+
+
+def _mapped(body: bytes, mapping: Any, consent: ConsentSource | None) -> list[Result]:
     from fhir_iapt.pipeline import convert_bytes
 
     # The relay's validation policy spans requests (Validation.apply), so none here.
-    return convert_bytes(body, name=BODY_NAME, mapping=mapping, validation="none")
+    try:
+        return convert_bytes(
+            body, name=BODY_NAME, mapping=mapping, validation="none", consent=consent
+        )
+    except ConfigError:
+        # The consent register broke (a file gone or malformed): decide nothing until fixed.
+        raise IntakeError(
+            503,
+            Issue("the relay cannot read its consent register; try again later",
+                  code="transient"),
+            headers={"Retry-After": "60"},
+        ) from None
 
 
 def convert(
@@ -189,22 +208,22 @@ def convert(
     mappings: Sequence[str],
     content_type: str,
     validation: Validation,
-    consent: ConsentRegister | None = None,
+    consent: ConsentSource | None = None,
 ) -> list[Result]:
     """Convert a body into results (raises IntakeError when the request itself is unusable).
 
-    QuestionnaireResponses are gated on ``consent`` (none sent without a register) and pass
-    the validator on the first bundle of each request (their entry point validates itself).
+    Every body goes through the one pipeline: a clinic or episode export with the mapping named
+    in the query, FHIR QuestionnaireResponses (``application/fhir+json`` on ``/outcomes``) with
+    the ``questionnaire-response`` mapping. ``consent`` (the live register) is read per record
+    by the one consent gate: episode rows and QuestionnaireResponses alike.
     """
     if direction == "outcome" and content_type == FHIR_JSON:
-        from fhir_iapt.outcomes import convert_questionnaire_responses
-
-        policy: Literal["first", "full"] = "full" if validation.policy == "full" else "first"
-        return list(convert_questionnaire_responses(
-            io.BytesIO(body), name=BODY_NAME, consent=consent, validation=policy
-        ))
-    mapping = resolve_mapping(mapping_name, direction, content_type, mappings=mappings)
-    return validation.apply(f"mapping:{mapping_name}", _mapped(body, mapping))
+        name = RESPONSE_MAPPING
+        mapping = _mapping(name)
+    else:
+        name = mapping_name or ""
+        mapping = resolve_mapping(mapping_name, direction, content_type, mappings=mappings)
+    return validation.apply(f"mapping:{name}", _mapped(body, mapping, consent))
 
 
 def warm_up() -> None:

@@ -31,13 +31,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from fhir_iapt.errors import Issue
-from fhir_iapt.relay.app import (
-    RelayRuntime,
-    audit_record,
-    get_runtime,
-    get_settings,
-    outcome_response,
-)
 from fhir_iapt.relay.intake import (
     IntakeError,
     IntakeResult,
@@ -47,6 +40,13 @@ from fhir_iapt.relay.intake import (
     take,
 )
 from fhir_iapt.relay.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from fhir_iapt.relay.runtime import (
+    RelayRuntime,
+    audit_record,
+    get_runtime,
+    get_settings,
+    outcome_response,
+)
 from fhir_iapt.relay.security import AuthFailure, Principal
 from fhir_iapt.relay.settings import RelaySettings, Scope
 from fhir_iapt.relay.store import Direction, MessageInfo, StoredResponse

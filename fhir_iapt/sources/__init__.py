@@ -1,4 +1,4 @@
-"""Read: turn a CSV, JSON (array or NDJSON) or XML export into a stream of source records.
+"""Read: turn a CSV, JSON (array or NDJSON), XML or FHIR JSON input into source records.
 
 Every reader streams in constant memory and never raises for bad data: an unreadable record is
 yielded as a :class:`~fhir_iapt.errors.ReadError` *value* (with its location) and reading goes on;
@@ -23,8 +23,8 @@ from fhir_iapt.errors import ReadError
 from fhir_iapt.sources._portable import PortableXml, portable, revive
 from fhir_iapt.sources._record import SourceRecord
 
-SourceFormat = Literal["csv", "json", "xml"]
-FORMATS: tuple[SourceFormat, ...] = ("csv", "json", "xml")
+SourceFormat = Literal["csv", "json", "xml", "fhir"]
+FORMATS: tuple[SourceFormat, ...] = ("csv", "json", "xml", "fhir")
 
 
 def read_records(
@@ -38,7 +38,8 @@ def read_records(
 
     ``options`` come from a mapping's ``input:`` section: csv ``delimiter``, ``quotechar``,
     ``required_columns``; json ``layout`` (``auto``/``array``/``ndjson``); xml ``record`` (the
-    absolute path of the record elements, e.g. ``/RespiratoryClinicExport/Visit``).
+    absolute path of the record elements, e.g. ``/RespiratoryClinicExport/Visit``); fhir (FHIR
+    JSON resources: one, a Bundle, an array or NDJSON) takes none.
     """
     opts: Mapping[str, Any] = options or {}
     if fmt == "csv":
@@ -53,6 +54,10 @@ def read_records(
         from fhir_iapt.sources._xml import read_xml
 
         return read_xml(stream, name=name, options=opts)
+    if fmt == "fhir":
+        from fhir_iapt.sources._fhir import read_fhir
+
+        return read_fhir(stream, name=name, options=opts)
     raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 

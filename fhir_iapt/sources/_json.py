@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
 from fhir_iapt.sources._record import SourceRecord, read_error
 
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 
 
-class _Prefixed:
+class Prefixed:
     """A read()-able stream that first returns ``head`` (bytes already peeked), then the rest."""
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
@@ -39,7 +39,7 @@ class _Prefixed:
         return self._rest.read(size)
 
 
-def _peek(stream: BinaryIO) -> tuple[bytes, int | None]:
+def peek(stream: BinaryIO) -> tuple[bytes, int | None]:
     """Read up to the first significant byte; return what was read and that byte (or None)."""
     head = b""
     while True:
@@ -47,8 +47,8 @@ def _peek(stream: BinaryIO) -> tuple[bytes, int | None]:
         if not chunk:
             return head, None
         head += chunk
-        body = head[3:] if head.startswith(_BOM) else head
-        if len(head) < 3 and _BOM.startswith(head):
+        body = head[3:] if head.startswith(BOM) else head
+        if len(head) < 3 and BOM.startswith(head):
             continue
         stripped = body.lstrip(_WHITESPACE)
         if stripped:
@@ -60,24 +60,24 @@ def read_json(
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield one :class:`SourceRecord` per JSON object, or a ReadError value."""
     layout = str(options.get("layout", "auto"))
-    head, first = _peek(stream)
+    head, first = peek(stream)
     if first is None:
         return
     if layout == "array" or (layout == "auto" and first == ord("[")):
-        body = head[3:] if head.startswith(_BOM) else head
-        yield from _array(_Prefixed(body, stream), name=name)
+        body = head[3:] if head.startswith(BOM) else head
+        yield from _array(Prefixed(body, stream), name=name)
     else:
-        yield from _ndjson(_Prefixed(head, stream), name=name)
+        yield from _ndjson(Prefixed(head, stream), name=name)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = exc.args[0] if exc.args else str(exc)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
-def _array(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
+def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
     index = 0
     items = ijson.items(stream, "item", use_float=False)
     while True:
@@ -87,7 +87,7 @@ def _array(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
         except StopIteration:
             return
         except ijson.JSONError as exc:
-            reason = _first_line(exc)
+            reason = first_line(exc)
             if "UTF8" in reason or "UTF-8" in reason:
                 message, code = "the bytes are not UTF-8; reading stops here", "FI103"
             elif "premature EOF" in reason:
@@ -121,11 +121,11 @@ def json_kind(value: Any) -> str:
     return "object"
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(name)
 
 
-def _lines(stream: _Prefixed) -> Iterator[bytes]:
+def _lines(stream: Prefixed) -> Iterator[bytes]:
     pending = b""
     while True:
         chunk = stream.read(65536)
@@ -138,10 +138,10 @@ def _lines(stream: _Prefixed) -> Iterator[bytes]:
         yield from complete
 
 
-def _ndjson(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
+def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
     row = 0
     for line_number, raw in enumerate(_lines(stream), start=1):
-        data = raw[3:] if line_number == 1 and raw.startswith(_BOM) else raw
+        data = raw[3:] if line_number == 1 and raw.startswith(BOM) else raw
         if not data.strip():
             continue
         row += 1
@@ -173,4 +173,4 @@ def _ndjson(stream: _Prefixed, *, name: str) -> Iterator[SourceRecord | ReadErro
             )
 
 
-__all__ = ["read_json"]
+__all__ = ["BOM", "Prefixed", "first_line", "json_kind", "peek", "read_json"]

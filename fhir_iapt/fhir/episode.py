@@ -1,14 +1,11 @@
-"""Build: IAPT outcomes back to the referring clinic, as transaction Bundles (issue 3).
+"""Build: an IAPT episode's outcome back to the referring clinic, as a transaction Bundle.
 
-Two inputs, one shape of output:
-
-- an **episode** (:class:`~fhir_iapt.scoring.episode.EpisodeRecord`, one care pathway) becomes
-  score Observations for the first and last PHQ-9, GAD-7, ADSM and WSAS recorded, and one
-  **episode-outcome Observation** (code ``episode-outcome`` of ``CodeSystem-iapt-outcome``)
-  with a component per flag (``valueBoolean``, or ``dataAbsentReason`` + the reason in words)
-  and ``derivedFrom`` the scores of the two measures the flags compared;
-- a **QuestionnaireResponse** (session measure) becomes the response itself plus its score
-  Observation, derived from it (:func:`score_questionnaire_response`).
+An **episode** (:class:`~fhir_iapt.scoring.episode.EpisodeRecord`, one care pathway) becomes
+score Observations for the first and last PHQ-9, GAD-7, ADSM and WSAS recorded, and one
+**episode-outcome Observation** (code ``episode-outcome`` of ``CodeSystem-iapt-outcome``) with a
+component per flag (``valueBoolean``, or ``dataAbsentReason`` + the reason in words) and
+``derivedFrom`` the scores of the two measures the flags compared. (A QuestionnaireResponse's
+bundle: :mod:`fhir_iapt.fhir.responses`.)
 
 Every Observation has ``basedOn`` the referral's ServiceRequest by the identifier it was sent
 with, ``subject`` the patient by NHS number and ``performer`` the IAPT service by ODS code: all
@@ -16,25 +13,16 @@ logical references, so the clinic's server links them to what it already holds. 
 conditional-create keys are deterministic (:mod:`fhir_iapt.fhir.ids`), keyed by the pathway id:
 re-running an export creates no duplicates.
 
-Consent gates both sides with the same reason codes (:data:`CONSENT_SKIPS`):
-:func:`episode_result` (what the pipeline calls for the ``episode`` target) builds a bundle only
-for ``consent_share_outcomes == "Y"``; a QuestionnaireResponse carries no consent, so
-:func:`fhir_iapt.outcomes.convert_questionnaire_responses` looks it up in a
-:class:`~fhir_iapt.consent.ConsentRegister` before calling
-:func:`build_questionnaire_response_bundle`. Otherwise the result is a
-:class:`~fhir_iapt.results.Skipped` with the reason, and nothing leaves the adapter.
+Consent is not checked here: every record passes the one gate in :mod:`fhir_iapt.consent`
+(called by :mod:`fhir_iapt.pipeline`) before it is built.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
-from fhir_iapt.errors import Location
 from fhir_iapt.fhir.common import (
     SCORE_OBSERVATION_PROFILE,
     Reference,
@@ -50,13 +38,11 @@ from fhir_iapt.fhir.common import (
     reference,
     transaction_bundle,
 )
-from fhir_iapt.fhir.ids import project_identifier_system, record_identifier, record_resource_id
+from fhir_iapt.fhir.ids import record_identifier, record_resource_id
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
-from fhir_iapt.results import Converted, Skipped
 from fhir_iapt.scoring.episode import EpisodeRecord
 from fhir_iapt.scoring.measures import MeasureSpec, outcome_rules
-from fhir_iapt.scoring.outcomes import FLAG_NAMES, EpisodeOutcome, FlagName, derive_outcome
-from fhir_iapt.scoring.responses import ScoredResponse, read_questionnaire_response
+from fhir_iapt.scoring.recovery import FLAG_NAMES, EpisodeOutcome, FlagName, derive_outcome
 from fhir_iapt.systems import DATA_ABSENT_REASON, NHS_NUMBER, UCUM, project_url
 
 #: Our CodeSystem of the outcome Observation's code and its component codes.
@@ -75,15 +61,7 @@ OUTCOME_DISPLAYS: Mapping[str, str] = {
     "reliable-recovery": "Reliable recovery",
 }
 
-#: Skipped.reason codes for an episode whose outcomes may not be shared.
-CONSENT_SKIPS: Mapping[str | None, tuple[str, str]] = {
-    "N": ("outcomes-consent-withheld", "the patient did not agree to share outcomes"),
-    "W": ("outcomes-consent-withdrawn", "the patient withdrew consent to share outcomes"),
-    None: ("outcomes-consent-not-recorded", "consent to share outcomes was not recorded"),
-}
-
-
-def _quantity(value: Decimal) -> dict[str, Any]:
+def quantity(value: Decimal) -> dict[str, Any]:
     return {"value": json_number(value), "unit": "{score}", "system": UCUM, "code": "{score}"}
 
 
@@ -144,7 +122,7 @@ def _score_observation(
     if when is not None:
         resource["effectiveDateTime"] = fhir_date(when)
     resource["performer"] = [ods_reference(episode.service_ods)]
-    resource["valueQuantity"] = _quantity(value)
+    resource["valueQuantity"] = quantity(value)
     resource["note"] = [{"text": f"{which.capitalize()} score of the care pathway"}]
     return entries.add(resource, identifier)
 
@@ -240,116 +218,11 @@ def build_outcome_bundle(
     return transaction_bundle(entries.own_id("Bundle"), entries.items)
 
 
-def episode_result(
-    record: EpisodeRecord, location: Location, options: BuildOptions = DEFAULT_OPTIONS
-) -> Converted | Skipped:
-    """What the pipeline calls for an ``episode`` record: a bundle only with consent ``Y``."""
-    if record.consent != "Y":
-        reason, detail = CONSENT_SKIPS[record.consent]
-        return Skipped(record.key, reason, detail, location)
-    bundle = build_outcome_bundle(record, derive_outcome(record), options)
-    return Converted(record.key, bundle, location, "outcome")
-
-
-# --- QuestionnaireResponses ---------------------------------------------------------------------
-
-#: Identifier system for QuestionnaireResponses that arrive without a business identifier.
-QR_CONTENT_SYSTEM = project_identifier_system("questionnaire-response-sha256")
-
-
-def _qr_identifier(qr: Mapping[str, Any], ident: dict[str, str] | None) -> dict[str, str]:
-    if ident is not None:
-        return ident
-    digest = hashlib.sha256(orjson.dumps(qr, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return {"system": QR_CONTENT_SYSTEM, "value": digest}
-
-
-def questionnaire_response_key(qr: Mapping[str, Any]) -> str:
-    """The natural key of a QuestionnaireResponse: ``<identifier system>|<value>``."""
-    raw = qr.get("identifier")
-    if isinstance(raw, dict) and isinstance(raw.get("system"), str) and isinstance(
-        raw.get("value"), str
-    ):
-        return f"{raw['system']}|{raw['value']}"
-    ident = _qr_identifier(qr, None)
-    return f"{ident['system']}|{ident['value']}"
-
-
-def score_questionnaire_response(
-    qr: dict[str, Any],
-    *,
-    location: Location | None = None,
-    options: BuildOptions = DEFAULT_OPTIONS,
-) -> dict[str, Any]:
-    """Read, score and build in one call (consent NOT checked here: the library entry point
-    :func:`fhir_iapt.outcomes.convert_questionnaire_responses` checks it before building).
-
-    Raises RecordError / ScoringError located by FHIRPath for anything malformed.
-    """
-    scored = read_questionnaire_response(qr, location=location)
-    return build_questionnaire_response_bundle(qr, scored, options)
-
-
-def build_questionnaire_response_bundle(
-    qr: Mapping[str, Any], scored: ScoredResponse, options: BuildOptions = DEFAULT_OPTIONS
-) -> dict[str, Any]:
-    """A transaction Bundle with the QuestionnaireResponse and its score Observation.
-
-    ``scored`` is what :func:`~fhir_iapt.scoring.responses.read_questionnaire_response` read
-    from ``qr``. The response is sent as received (only its ``id`` is replaced by our
-    deterministic one and an ``identifier`` added when it had none); the Observation copies its
-    subject, author (as performer) and basedOn, takes ``authored`` as its effective time and is
-    ``derivedFrom`` it. Consent is not checked here.
-    """
-    qr_ident = _qr_identifier(qr, scored.identifier)
-    ns = options.id_namespace
-    system, value = qr_ident["system"], qr_ident["value"]
-
-    response: Resource = dict(qr)
-    response["id"] = record_resource_id(ns, system, value, "QuestionnaireResponse")
-    if scored.identifier is None:
-        response["identifier"] = dict(qr_ident)
-    response.pop("meta", None)
-    qr_ref = reference(response)
-
-    role = f"Observation/score/{scored.spec.name}"
-    obs_ident = record_identifier(system, value, role)
-    observation: Resource = {
-        "resourceType": "Observation",
-        "id": record_resource_id(ns, system, value, role),
-        "meta": meta(SCORE_OBSERVATION_PROFILE),
-        "identifier": [obs_ident],
-    }
-    if scored.based_on:
-        observation["basedOn"] = [dict(b) for b in scored.based_on]
-    observation["status"] = "final"
-    observation["category"] = [observation_category("survey")]
-    observation["code"] = concept(t.to_fhir() for t in scored.spec.totals)
-    observation["subject"] = dict(scored.subject)
-    if scored.authored:
-        observation["effectiveDateTime"] = scored.authored
-    if scored.author is not None:
-        observation["performer"] = [dict(scored.author)]
-    observation["valueQuantity"] = _quantity(Decimal(scored.score.total))
-    observation["derivedFrom"] = [qr_ref]
-    entries = [
-        entry(response, identifier=qr_ident, method=options.request_method),
-        entry(observation, identifier=obs_ident, method=options.request_method),
-    ]
-    bundle_id = record_resource_id(ns, system, value, "Bundle")
-    return transaction_bundle(bundle_id, entries)
-
-
 __all__ = [
-    "CONSENT_SKIPS",
     "EPISODE_OUTCOME_CODE",
     "EPISODE_OUTCOME_PROFILE",
     "IAPT_OUTCOME_SYSTEM",
     "OUTCOME_DISPLAYS",
-    "QR_CONTENT_SYSTEM",
     "build_outcome_bundle",
-    "build_questionnaire_response_bundle",
-    "episode_result",
-    "questionnaire_response_key",
-    "score_questionnaire_response",
+    "quantity",
 ]
