@@ -507,6 +507,23 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "Consent register unreadable",
         ("Config: a consent register file named by an option or a setting cannot be opened."),
     ),
+    ErrorCode(
+        "FI820",
+        "Request refused",
+        (
+            "Relay: the relay cannot take a request at all (malformed, no such configured "
+            "mapping, body too large, wrong media type, nothing acceptable, consent register "
+            "unreadable); the answer is the HTTP status with this OperationOutcome."
+        ),
+    ),
+    ErrorCode(
+        "FI821",
+        "Access denied",
+        (
+            "Relay: a request without valid credentials (401) or whose token lacks the route's "
+            "scope (403)."
+        ),
+    ),
 )
 
 #: code -> its registration

@@ -14,7 +14,11 @@ subclass and a stable code, so a caller can catch by stage and a log can be grep
     │   ├── TransportError        FI71x  connect / read / timeout, no HTTP answer
     │   ├── ServerError           FI72x  the server answered with an error status
     │   └── AuthError             FI73x  a token could not be had, or was refused
-    └── ConfigError               FI8xx  settings for the relay or the client are wrong
+    ├── ConfigError               FI8xx  settings for the relay or the client are wrong
+    └── RelayError                FI82x  the relay refuses a request (an HTTP status + outcome)
+        ├── RequestRefusedError   FI820  intake: the request cannot be taken (400/404/413/415/
+        │                                422/503); per-record problems are results, not this
+        └── AccessDeniedError     FI821  auth: no or bad credentials (401), missing scope (403)
 
 Errors speak FHIR: :meth:`FhirIaptError.to_operation_outcome` turns any of them into an
 OperationOutcome whose issues say *where* (file, row or element, field) and *what*.
@@ -291,8 +295,44 @@ class ConfigError(FhirIaptError):
     stage = "config"
 
 
+
+class RelayError(FhirIaptError):
+    """The relay refuses a request: ``status_code`` and the OperationOutcome to answer with."""
+
+    code = "FI820"
+    stage = "relay"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        issues: Sequence[Issue] = (),
+        error_code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, issues=issues, error_code=error_code)
+        self.status_code = status_code
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+class RequestRefusedError(RelayError):
+    """Intake: a request that cannot be taken at all (malformed, unknown mapping, too large,
+    wrong media type, nothing acceptable, consent register unreadable)."""
+
+    code = "FI820"
+    issue_type = "invalid"
+
+
+class AccessDeniedError(RelayError):
+    """Auth: no or bad credentials (401) or a token without the route's scope (403)."""
+
+    code = "FI821"
+    issue_type = "security"
+
 __all__ = [
     "ERROR_CODE_SYSTEM",
+    "AccessDeniedError",
     "AuthError",
     "ConfigError",
     "DeliveryError",
@@ -304,7 +344,9 @@ __all__ = [
     "ProfileError",
     "ReadError",
     "RecordError",
+    "RelayError",
     "RequestInfo",
+    "RequestRefusedError",
     "ScoringError",
     "ServerError",
     "Severity",

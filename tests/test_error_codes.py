@@ -80,7 +80,8 @@ def test_exception_classes_are_the_documented_tree() -> None:
     names = {cls.__name__ for cls in _error_classes()}
     assert names == {"FhirIaptError", "ReadError", "MappingError", "RecordError", "ScoringError",
                      "ProfileError", "EmitError", "DeliveryError", "TransportError",
-                     "ServerError", "AuthError", "ConfigError"}
+                     "ServerError", "AuthError", "ConfigError", "RelayError",
+                     "RequestRefusedError", "AccessDeniedError"}
 
 
 def test_code_system_is_complete_with_unique_described_codes() -> None:
@@ -102,7 +103,7 @@ def test_definitions_name_the_stage_of_the_code_range() -> None:
     """Each definition starts with the stage its code range belongs to (errors.py's tree)."""
     stages = {"0": ("General",), "1": ("Read",), "2": ("Map",),
               "3": ("Map", "Score", "Outcomes", "Build"), "4": ("Validate",), "6": ("Emit",),
-              "7": ("Push",), "8": ("Config",)}
+              "7": ("Push",), "8": ("Config", "Relay")}
     for concept in _code_system()["concept"]:
         code, definition = concept["code"], concept["definition"]
         assert definition.startswith(stages[code[2]]), code
@@ -123,3 +124,27 @@ def test_registry_codes_are_unique_and_in_their_stage_range() -> None:
 
     codes = [entry.code for entry in ERROR_CODES]
     assert codes == sorted(set(codes))
+
+
+#: Exceptions used only as internal signals inside one module, always caught there and turned
+#: into Issues of a FhirIaptError (they never reach a caller).
+INTERNAL_SIGNALS = {"fhir_iapt.mapping._types.Invalid", "fhir_iapt.mapping._tables.TableProblem",
+                    "fhir_iapt.relay.settings._NotJson"}
+
+
+def test_every_error_class_is_in_the_fhir_iapt_error_tree() -> None:
+    """Every exception class the package defines (the relay's intake and auth failures too) is a
+    FhirIaptError, apart from the named internal signals."""
+    import importlib
+    import pkgutil
+
+    outside = set()
+    for info in pkgutil.walk_packages(fhir_iapt.__path__, "fhir_iapt."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if (obj.__module__ == module.__name__ and issubclass(obj, BaseException)
+                    and not issubclass(obj, errors.FhirIaptError)):
+                outside.add(f"{obj.__module__}.{obj.__qualname__}")
+    assert outside == INTERNAL_SIGNALS

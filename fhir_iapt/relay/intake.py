@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from fhir_iapt.errors import (
     FhirIaptError,
     Issue,
     MappingError,
+    RequestRefusedError,
     operation_outcome,
 )
 from fhir_iapt.relay.destinations import route
@@ -55,16 +56,16 @@ _WARM_TYPES = ("Bundle", "Patient", "ServiceRequest", "Observation", "Condition"
                "QuestionnaireResponse")
 
 
-class IntakeError(Exception):
+class IntakeError(RequestRefusedError):
     """A request that cannot be taken: an HTTP status and the OperationOutcome to answer."""
 
     def __init__(
         self, status_code: int, issue: Issue, *, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(issue.diagnostics)
-        self.status_code = status_code
-        self.outcome = operation_outcome([issue])
-        self.headers = headers or {}
+        coded = replace(issue, error_code=issue.error_code or RequestRefusedError.code)
+        super().__init__(issue.diagnostics, status_code=status_code, issues=[coded],
+                         headers=headers)
+        self.outcome = operation_outcome([coded])
 
 
 @dataclass(slots=True)

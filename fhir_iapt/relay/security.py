@@ -33,7 +33,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from fhir_iapt.errors import ConfigError, Location
+from fhir_iapt.errors import AccessDeniedError, ConfigError, Location
 from fhir_iapt.relay.settings import ApiKey, AuthSettings, JwtSettings
 
 _SCRYPT_LOG2_N = 14
@@ -55,15 +55,14 @@ class Principal:
         return "admin" in self.scopes or scope in self.scopes
 
 
-class AuthFailure(Exception):
+class AuthFailure(AccessDeniedError):
     """A request that may not proceed: 401 (no or bad credentials) or 403 (missing scope).
 
     ``reason`` is for the audit and the OperationOutcome; it never echoes the token.
     """
 
     def __init__(self, status_code: Literal[401, 403], reason: str, *, scope: str | None = None):
-        super().__init__(reason)
-        self.status_code = status_code
+        super().__init__(reason, status_code=status_code)
         self.reason = reason
         self.scope = scope
 
