@@ -124,6 +124,21 @@ def test_503_then_200_is_retried_once() -> None:
     assert fake.waits == [0.5]
 
 
+def test_retry_is_logged_as_fields_without_the_query(caplog: pytest.LogCaptureFixture) -> None:
+    """A retried request leaves one structured log record: method, attempt, status; the
+    search query (it may hold an identifier) is not in it."""
+    fake = FakeTime()
+    script = Script(httpx.Response(503), ok())
+    caplog.set_level("WARNING", logger="fhir_iapt.client")
+    with client_for(script, policy(fake)) as client:
+        client.transaction(TRANSACTION)
+    [record] = [r for r in caplog.records if r.name == "fhir_iapt.client"]
+    fields = vars(record)
+    assert (fields["event"], fields["method"], fields["attempt"], fields["http_status"]) == (
+        "request failed, retrying", "POST", 1, 503)
+    assert "?" not in fields["url"]
+
+
 def test_429_retry_after_seconds_is_honoured() -> None:
     """429 with Retry-After: 7 waits 7 seconds (longer than the backoff), then succeeds."""
     fake = FakeTime()

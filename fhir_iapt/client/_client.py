@@ -22,6 +22,7 @@ from typing import Any, Self, TypeVar
 import certifi
 import httpx
 
+from fhir_iapt._logging import log_event
 from fhir_iapt.client._core import (
     Answer,
     BundleResponse,
@@ -63,9 +64,13 @@ def ssl_context(verify: Verify = True, cert: Cert = None) -> ssl.SSLContext | bo
     return context
 
 
-def _log_retry(request: httpx.Request, attempt: int, answer: str) -> None:
-    log.warning("%s %s: attempt %d %s; retrying", request.method, redacted_url(request.url),
-                attempt, answer)
+def _log_retry(
+    request: httpx.Request, attempt: int, *, error_code: str | None = None,
+    http_status: int | None = None,
+) -> None:
+    log_event(log, logging.WARNING, "request failed, retrying", method=request.method,
+              url=redacted_url(request.url), attempt=attempt, error_code=error_code,
+              http_status=http_status)
 
 
 def _note_attempts(exc: FhirIaptError, answer: Answer | None) -> None:
@@ -124,10 +129,10 @@ class FhirClient(_Shell):
                     response = self._http.send(request)
             except TransportError as exc:
                 if attempts < self.retry.attempts:
-                    _log_retry(request, attempts, f"failed ({exc.error_code})")
+                    _log_retry(request, attempts, error_code=exc.error_code)
                 raise
             if attempts < self.retry.attempts and self.retry.retryable_response(response):
-                _log_retry(request, attempts, f"answered {response.status_code}")
+                _log_retry(request, attempts, http_status=response.status_code)
             return response
 
         try:
@@ -225,10 +230,10 @@ class AsyncFhirClient(_Shell):
                     response = await self._http.send(request)
             except TransportError as exc:
                 if attempts < self.retry.attempts:
-                    _log_retry(request, attempts, f"failed ({exc.error_code})")
+                    _log_retry(request, attempts, error_code=exc.error_code)
                 raise
             if attempts < self.retry.attempts and self.retry.retryable_response(response):
-                _log_retry(request, attempts, f"answered {response.status_code}")
+                _log_retry(request, attempts, http_status=response.status_code)
             return response
 
         try:
