@@ -199,3 +199,17 @@ def test_broken_register_file_raises_rather_than_deciding(register_file: Path) -
     with pytest.raises(ConfigError):
         convert_bytes(_qr("2024-03-01T10:00:00Z"), name="qr.json",
                       mapping="questionnaire-response", consent=files, validation="none")
+
+
+def test_questionnaire_responses_by_named_mapping_take_the_same_path(relay: TestClient) -> None:
+    """?mapping=questionnaire-response with NDJSON is the same pipeline as fhir+json; on
+    /referrals the same mapping is refused (it makes outcomes, not referrals)."""
+    body = _qr("2024-04-01T10:00:00Z") + b"\n"
+    taken = relay.post("/outcomes?mapping=questionnaire-response", content=body,
+                       headers={"Content-Type": "application/x-ndjson", **auth("iapt")})
+    assert taken.status_code == 202, taken.text
+    assert len(taken.json()["accepted"]) == 1
+    refused = relay.post("/referrals?mapping=questionnaire-response", content=body,
+                         headers={"Content-Type": "application/x-ndjson", **auth("clinic")})
+    assert refused.status_code == 422
+    assert "not referrals" in refused.text

@@ -41,16 +41,16 @@ from fhir_iapt.relay.destinations import route
 from fhir_iapt.relay.settings import RelaySettings
 from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, Outbox
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
+from fhir_iapt.targets import target_of
 
 #: Mapping input format -> the media types a request may use for it.
 MEDIA_TYPES: dict[str, frozenset[str]] = {
     "csv": frozenset({"text/csv"}),
     "json": frozenset({"application/json", "application/x-ndjson"}),
     "xml": frozenset({"application/xml", "text/xml"}),
+    "fhir": frozenset({"application/fhir+json", "application/json", "application/x-ndjson"}),
 }
 FHIR_JSON = "application/fhir+json"
-#: Which mapping target each direction takes.
-_TARGETS: dict[Direction, str] = {"referral": "referral", "outcome": "episode"}
 BODY_NAME = "body"
 _WARM_TYPES = ("Bundle", "Patient", "ServiceRequest", "Observation", "Condition",
                "QuestionnaireResponse")
@@ -133,7 +133,7 @@ def resolve_mapping(
         raise IntakeError(
             404, Issue(f"no mapping named {name!r}", code="not-found", expression="mapping")
         )
-    if mapping.target != _TARGETS[direction]:
+    if target_of(mapping).kind != direction:
         raise IntakeError(
             422,
             Issue(
@@ -218,8 +218,8 @@ def convert(
     the ``questionnaire-response`` mapping. ``consent`` (the live register) is read per record
     by the one consent gate: episode rows and QuestionnaireResponses alike.
     """
-    if direction == "outcome" and content_type == FHIR_JSON:
-        name = RESPONSE_MAPPING
+    if direction == "outcome" and content_type == FHIR_JSON and not mapping_name:
+        name = RESPONSE_MAPPING  # FHIR resources need no mapping named: theirs is bundled
         mapping = _mapping(name)
     else:
         name = mapping_name or ""
