@@ -54,6 +54,7 @@ def test_environment_overrides_single_values(tmp_path: Path) -> None:
         ("[delivery]\nmax_atempts = 3\n", "delivery.max_atempts"),
         ('[referrals]\ndestination = "nowhere"\n', "nowhere"),
         ('[destinations.iapt.auth]\nkind = "bearer"\n', "token"),
+        ('client_cert = "c.pem"\n', "client_cert and client_key go together"),
         ('[[auth.api_keys]]\nid = "a"\nhash = "plain"\nscopes = ["admin"]\n', "auth.api_keys"),
         (
             '[[auth.api_keys]]\nid = "a"\nhash = "scrypt$x"\nscopes = ["everything"]\n',

@@ -181,6 +181,13 @@ class Destination(_Frozen):
     client_cert: Path | None = None
     client_key: Path | None = None
 
+    @model_validator(mode="after")
+    def _mtls_pair(self) -> Destination:
+        # One without the other would quietly send no client certificate at all.
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together (mutual TLS needs both)")
+        return self
+
 
 class ReferralRouting(_Frozen):
     """Referrals all go to one IAPT service."""
