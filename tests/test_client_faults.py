@@ -510,3 +510,9 @@ def test_token_endpoint_unavailable_is_retried_like_the_server() -> None:
 def test_retryable_error_is_the_one_rule_for_errors(error: Exception, retried: bool) -> None:
     """No answer or a retry status is worth another try; anything else raised is final."""
     assert RetryPolicy().retryable_error(error) is retried
+
+
+def test_backoff_of_a_very_late_attempt_is_the_cap() -> None:
+    """Attempt 5000 (an outbox allowed many attempts) waits backoff_max, it does not overflow."""
+    retry = RetryPolicy(attempts=10_000, backoff_initial=1.0, backoff_max=900.0, jitter=0.0)
+    assert retry.backoff(5000) == 900.0

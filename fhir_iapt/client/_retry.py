@@ -133,7 +133,10 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (1-based), jitter included."""
-        base = self.backoff_initial * self.backoff_multiplier ** (attempt - 1)
+        try:
+            base = self.backoff_initial * self.backoff_multiplier ** (attempt - 1)
+        except OverflowError:  # a very late attempt: the cap applies long before this
+            base = self.backoff_max
         wait = min(self.backoff_max, base)
         if self.jitter_ratio:
             wait -= wait * self.jitter_ratio * self.random()
