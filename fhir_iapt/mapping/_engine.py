@@ -77,7 +77,10 @@ def _store(spec: FieldSpec, value: Any, out: dict[str, Any]) -> None:
 
 
 def _fields(
-    specs: tuple[FieldSpec, ...], data: Any, at: Location, out: dict[str, Any],
+    specs: tuple[FieldSpec, ...],
+    data: Any,
+    at: Location,
+    out: dict[str, Any],
     issues: list[Issue],
 ) -> None:
     """Fill ``out`` from ``specs`` (the hot loop: helpers inlined on purpose)."""
@@ -85,8 +88,9 @@ def _fields(
         try:
             raw = spec.get(data)
         except Invalid as exc:
-            issues.append(_issue(exc.message, at, spec.path, data, code=exc.code,
-                                 error_code="FI304"))
+            issues.append(
+                _issue(exc.message, at, spec.path, data, code=exc.code, error_code="FI304")
+            )
             continue
         if raw.__class__ is str:
             raw = raw.strip()
@@ -95,14 +99,23 @@ def _fields(
             blank = raw is None or (raw.__class__ is list and not raw)
         if blank:
             if spec.required:
-                issues.append(_issue("is required but blank", at, spec.path, data,
-                                     code="required", error_code="FI302"))
+                issues.append(
+                    _issue(
+                        "is required but blank",
+                        at,
+                        spec.path,
+                        data,
+                        code="required",
+                        error_code="FI302",
+                    )
+                )
             continue
         try:
             value = spec.convert(raw)
         except Invalid as exc:
-            issues.append(_issue(exc.message, at, spec.path, data, code=exc.code,
-                                 error_code="FI301"))
+            issues.append(
+                _issue(exc.message, at, spec.path, data, code=exc.code, error_code="FI301")
+            )
             continue
         if spec.display_to is not None:
             value, display = value
@@ -126,8 +139,9 @@ def _group(group: GroupSpec, data: Any, at: Location, issues: list[Issue]) -> li
         try:
             items = group.each.items(data)
         except Invalid as exc:
-            issues.append(_issue(exc.message, at, group.each, data, code=exc.code,
-                                 error_code="FI304"))
+            issues.append(
+                _issue(exc.message, at, group.each, data, code=exc.code, error_code="FI304")
+            )
             return []
         places = [_item_at(at, group.each, item, i) for i, item in enumerate(items)]
     out: list[dict[str, Any]] = []
@@ -139,8 +153,16 @@ def _group(group: GroupSpec, data: Any, at: Location, issues: list[Issue]) -> li
         for spec, raw in zip(group.fields, raws, strict=True):
             if raw is None:
                 if spec.required:
-                    issues.append(_issue("is required but blank", where, spec.path, item,
-                                         code="required", error_code="FI302"))
+                    issues.append(
+                        _issue(
+                            "is required but blank",
+                            where,
+                            spec.path,
+                            item,
+                            code="required",
+                            error_code="FI302",
+                        )
+                    )
             elif raw is not _ABSENT:
                 value = _convert(spec, raw, item, where, issues)
                 if value is not _ABSENT:
@@ -174,23 +196,36 @@ def _instrument(
             answers.append(None)
             if index < shape.scored:
                 ok = False
-                issues.append(_issue(
-                    f"{shape.name} item {index + 1} is blank while other items are answered"
-                    " (a partly answered instrument is rejected)",
-                    where, path, data, code="required", error_code="FI303",
-                ))
+                issues.append(
+                    _issue(
+                        f"{shape.name} item {index + 1} is blank while other items are answered"
+                        " (a partly answered instrument is rejected)",
+                        where,
+                        path,
+                        data,
+                        code="required",
+                        error_code="FI303",
+                    )
+                )
             continue
         score = _score(raw, shape)
         if score is None:
             ok = False
-            issues.append(_issue(
-                f"{shape.name} item {index + 1} is not a score from {shape.low} to {shape.high}",
-                where, path, data, code="value", error_code="FI303",
-            ))
+            issues.append(
+                _issue(
+                    f"{shape.name} item {index + 1} is not a score"
+                    f" from {shape.low} to {shape.high}",
+                    where,
+                    path,
+                    data,
+                    code="value",
+                    error_code="FI303",
+                )
+            )
         answers.append(score)
     if not ok:
         return None
-    if len(answers) > shape.scored and all(a is None for a in answers[shape.scored:]):
+    if len(answers) > shape.scored and all(a is None for a in answers[shape.scored :]):
         answers = answers[: shape.scored]
     return tuple(answers)
 
@@ -214,9 +249,7 @@ def _fast_answers(shape: InstrumentShape, cells: tuple[Any, ...]) -> tuple[int |
     return tuple(answers)
 
 
-def _screening_date(
-    spec: FieldSpec | None, data: Any, at: Location, issues: list[Issue]
-) -> Any:
+def _screening_date(spec: FieldSpec | None, data: Any, at: Location, issues: list[Issue]) -> Any:
     if spec is None:
         return None
     out: dict[str, Any] = {}
@@ -237,14 +270,31 @@ def _fixed_answers(
     if value is None or value is _ABSENT:
         return None
     if value.__class__ is not list:
-        issues.append(_issue(f"expected an array of {shape.name} item scores", at, array, data,
-                             code="structure", error_code="FI304"))
+        issues.append(
+            _issue(
+                f"expected an array of {shape.name} item scores",
+                at,
+                array,
+                data,
+                code="structure",
+                error_code="FI304",
+            )
+        )
         return None
     if not shape.scored <= len(value) <= shape.total:
-        count = f"{shape.scored}" if shape.scored == shape.total else \
-            f"{shape.scored} or {shape.total}"
-        issues.append(_issue(f"{shape.name} needs {count} item scores", at, array, data,
-                             code="structure", error_code="FI303"))
+        count = (
+            f"{shape.scored}" if shape.scored == shape.total else f"{shape.scored} or {shape.total}"
+        )
+        issues.append(
+            _issue(
+                f"{shape.name} needs {count} item scores",
+                at,
+                array,
+                data,
+                code="structure",
+                error_code="FI303",
+            )
+        )
         return None
     raws = [None if v is None or (v.__class__ is str and not v.strip()) else v for v in value]
     where = replace(at, field=array.text)
@@ -252,7 +302,10 @@ def _fixed_answers(
 
 
 def _each_answers(
-    answers: AnswerPaths, shape: InstrumentShape, element: Any, at: Location,
+    answers: AnswerPaths,
+    shape: InstrumentShape,
+    element: Any,
+    at: Location,
     issues: list[Issue],
 ) -> tuple[list[Any], list[tuple[SourcePath | None, Any, Location]]] | None:
     if answers.each is None or answers.item is None or answers.value is None:
@@ -265,13 +318,29 @@ def _each_answers(
         number = _raw(answers.item, answer, where, issues)
         index = int(number) - 1 if number.__class__ is str and number.isdigit() else -1
         if not 0 <= index < shape.total:
-            issues.append(_issue(f"{shape.name} has no such item number", where, answers.item,
-                                 answer, code="value", error_code="FI303"))
+            issues.append(
+                _issue(
+                    f"{shape.name} has no such item number",
+                    where,
+                    answers.item,
+                    answer,
+                    code="value",
+                    error_code="FI303",
+                )
+            )
             ok = False
             continue
         if raws[index] is not None:
-            issues.append(_issue(f"{shape.name} item {index + 1} is answered twice", where,
-                                 answers.item, answer, code="structure", error_code="FI303"))
+            issues.append(
+                _issue(
+                    f"{shape.name} item {index + 1} is answered twice",
+                    where,
+                    answers.item,
+                    answer,
+                    code="structure",
+                    error_code="FI303",
+                )
+            )
             ok = False
             continue
         raws[index] = _raw(answers.value, answer, where, issues)
@@ -332,8 +401,16 @@ def _screenings(
         shape = spec.shapes.get(str(name))
         if shape is None or name in seen:
             problem = "is listed twice" if name in seen else "is not a known instrument"
-            issues.append(_issue(f"the instrument {problem}", where, spec.instrument.path,
-                                 element, code="value", error_code="FI303"))
+            issues.append(
+                _issue(
+                    f"the instrument {problem}",
+                    where,
+                    spec.instrument.path,
+                    element,
+                    code="value",
+                    error_code="FI303",
+                )
+            )
             continue
         seen.add(str(name))
         found = _each_answers(spec.answers, shape, element, where, issues)
