@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, TypeVar
+from enum import Enum
+from typing import Any, Final, TypeVar
 
 from fhir_iapt.errors import Issue, Location, RecordError
 from fhir_iapt.mapping._model import (
     AnswerPaths,
     FieldSpec,
+    FixedScreening,
     GroupSpec,
     InstrumentShape,
     Mapping,
@@ -31,7 +33,7 @@ from fhir_iapt.mapping._types import Invalid
 from fhir_iapt.sources import SourceRecord
 
 R = TypeVar("R")
-_SCORE = re.compile(r"\d+")
+_SCORE = re.compile(r"[0-9]+")  # ASCII digits only: int() also reads "\u0663"
 _ABSENT = object()
 
 
@@ -230,23 +232,72 @@ def _instrument(
     return tuple(answers)
 
 
-def _fast_answers(shape: InstrumentShape, cells: tuple[Any, ...]) -> tuple[int | None, ...] | None:
-    """Scores when every cell is clean (scored items valid, unscored valid or blank), else None.
+class _Defer(Enum):
+    """The fast path's "not sure": the slow path decides (and reports)."""
 
-    The common case costs one dict lookup per item; anything unusual (spaces, a blank scored
-    item, an out-of-range score) returns None and goes the slow, reporting path.
+    DEFER = "defer"
+
+
+DEFER: Final = _Defer.DEFER
+
+
+def fast_answers(
+    shape: InstrumentShape, cells: tuple[Any, ...]
+) -> tuple[int | None, ...] | _Defer | None:
+    """The slow path's answers for clean cells, None when all are empty, else ``DEFER``.
+
+    Clean means every scored cell is exactly a score (text "0".."3" or a JSON integer 0..3)
+    and every unscored cell is a score, ``""`` or None; anything else (spaces, a blank scored
+    item, another type: ``True == 1`` in a dict lookup, so the class is checked first) defers
+    to :func:`slow_answers`. Costs one class check and one dict lookup per item.
+    tests/test_mapping_fast_path.py proves it agrees with the slow path.
     """
     scores = shape.scores
-    answers = [scores.get(cell) for cell in cells]
+    answers = [
+        scores.get(cell) if cell.__class__ is str or cell.__class__ is int else None
+        for cell in cells
+    ]
     n_scored = shape.scored
-    if len(answers) < n_scored or None in answers[:n_scored]:
+    if None not in answers[:n_scored] and len(answers) >= n_scored:
+        unscored = answers[n_scored:]
+        if not unscored:
+            return tuple(answers)
+        for index, answer in enumerate(unscored, start=n_scored):
+            if answer is None and cells[index] != "" and cells[index] is not None:
+                return DEFER
+        if all(answer is None for answer in unscored):
+            return tuple(answers[:n_scored])
+        return tuple(answers)
+    if all(cell is None or cell == "" for cell in cells):
+        return None  # not done: every item empty
+    return DEFER
+
+
+def slow_answers(
+    fixed: FixedScreening, data: Any, at: Location, issues: list[Issue]
+) -> tuple[int | None, ...] | None:
+    """One fixed instrument's answers, every problem reported; None when not done or rejected."""
+    found = _fixed_answers(fixed.answers, fixed.shape, data, at, issues)
+    if found is None:
         return None
-    for index in range(n_scored, len(answers)):
-        if answers[index] is None and cells[index] not in ("", None):
-            return None
-    while len(answers) > n_scored and answers[-1] is None:
-        answers.pop()
-    return tuple(answers)
+    return _instrument(fixed.shape, found[0], found[1], at, issues)
+
+
+def fixed_answers(
+    fixed: FixedScreening, data: Any, at: Location, issues: list[Issue]
+) -> tuple[int | None, ...] | None:
+    """:func:`fast_answers` when it is sure, else :func:`slow_answers`: the same result."""
+    get_all = fixed.answers.get_all
+    if get_all is not None:
+        try:
+            cells = get_all(data)
+        except Invalid:
+            pass  # a structure problem: the slow path reports it
+        else:
+            fast = fast_answers(fixed.shape, cells)
+            if fast is not DEFER:
+                return fast
+    return slow_answers(fixed, data, at, issues)
 
 
 def _screening_date(spec: FieldSpec | None, data: Any, at: Location, issues: list[Issue]) -> Any:
@@ -316,7 +367,7 @@ def _each_answers(
     for answer in answers.each.items(element):
         where = replace(at, line=answer.sourceline or at.line)
         number = _raw(answers.item, answer, where, issues)
-        index = int(number) - 1 if number.__class__ is str and number.isdigit() else -1
+        index = int(number) - 1 if number.__class__ is str and _SCORE.fullmatch(number) else -1
         if not 0 <= index < shape.total:
             issues.append(
                 _issue(
@@ -357,32 +408,16 @@ def _screenings(
     out: list[dict[str, Any]] = []
     shared_date: Any = _ABSENT
     for fixed in spec.fixed:
-        get_all = fixed.answers.get_all
-        if get_all is not None:
-            try:
-                cells = get_all(data)
-            except Invalid:
-                cells = None  # the slow path below reports it
-            if cells is not None:
-                if not any(cells):
-                    continue  # not done (every item blank)
-                fast = _fast_answers(fixed.shape, cells)
-                if fast is not None:
-                    if fixed.date is not None:
-                        when = _screening_date(fixed.date, data, at, issues)
-                    else:
-                        if shared_date is _ABSENT:
-                            shared_date = _screening_date(spec.date, data, at, issues)
-                        when = shared_date
-                    out.append({"instrument": fixed.shape.name, "date": when, "answers": fast})
-                    continue
-        found = _fixed_answers(fixed.answers, fixed.shape, data, at, issues)
-        if found is None:
+        answers = fixed_answers(fixed, data, at, issues)
+        if answers is None:
             continue
-        answers = _instrument(fixed.shape, found[0], found[1], at, issues)
-        if answers is not None:
-            when = _screening_date(fixed.date or spec.date, data, at, issues)
-            out.append({"instrument": fixed.shape.name, "date": when, "answers": answers})
+        if fixed.date is not None:
+            when = _screening_date(fixed.date, data, at, issues)
+        else:
+            if shared_date is _ABSENT:
+                shared_date = _screening_date(spec.date, data, at, issues)
+            when = shared_date
+        out.append({"instrument": fixed.shape.name, "date": when, "answers": answers})
     if spec.each is None or spec.instrument is None or spec.answers is None:
         return out
     try:
