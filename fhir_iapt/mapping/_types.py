@@ -63,6 +63,22 @@ def _text(raw: Any, *, numbers: bool = True) -> str:
     raise Invalid(f"expected text, got a JSON {json_kind(raw)}", "structure")
 
 
+def _identifier(raw: Any) -> str:
+    """An identifier's text; a JSON number or boolean is refused, whatever its value.
+
+    A number loses leading zeros (``0000005010`` -> ``5010``) and silently changes type, so an
+    identifier must arrive as text: CSV and XML values always do, JSON ones must be strings.
+    """
+    if raw.__class__ is str:
+        return str(raw)
+    if isinstance(raw, bool | int | float | Decimal):
+        raise Invalid(
+            "must be a JSON string (an identifier sent as a number loses leading zeros)",
+            "structure",
+        )
+    return _text(raw)
+
+
 def string(*, as_list: bool = False, max_length: int | None = None) -> Converter:
     def one(raw: Any) -> str:
         text = _text(raw).strip()
@@ -180,7 +196,7 @@ def boolean(*, terms: Mapping[str, Any], casefold: bool) -> Converter:
 
 def nhs_number() -> Converter:
     def convert(raw: Any) -> str:
-        digits = (raw if raw.__class__ is str else _text(raw)).replace(" ", "")
+        digits = _identifier(raw).replace(" ", "")
         if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
             raise Invalid("is not 10 digits")
         if not is_valid_nhs_number(digits):
@@ -192,7 +208,7 @@ def nhs_number() -> Converter:
 
 def ods_code() -> Converter:
     def convert(raw: Any) -> str:
-        code = _text(raw).upper()
+        code = _identifier(raw).upper()
         if not _ODS.fullmatch(code):
             raise Invalid("is not an ODS code (3-10 letters or digits)")
         return code
