@@ -166,13 +166,22 @@ class _Checker:
         return result
 
 
-def validated(results: Iterable[Result], validation: Validation = "first") -> Iterator[Result]:
+def validated(
+    results: Iterable[Result],
+    validation: Validation = "first",
+    *,
+    shape_cache: ShapeCache | None = None,
+    mapping: Mapping[Any] | None = None,
+    options: BuildOptions = DEFAULT_OPTIONS,
+) -> Iterator[Result]:
     """Pass results through the real validator (first bundle, or every bundle with "full").
 
-    For results produced outside :func:`convert_stream` / :func:`convert_files`, e.g. scored
-    QuestionnaireResponses, so every path out of the adapter is checked the same way.
+    For results converted with ``validation="none"`` whose checking spans calls (the relay's
+    requests): with ``shape_cache`` and the ``mapping`` that made them, a shape check already
+    passed for that mapping, profile set, adapter code and options is not run again, the same
+    cache the CLI commands use.
     """
-    check = _Checker(validation)
+    check = _Checker(validation, cache=shape_cache, mapping=mapping, options=options)
     for result in results:
         yield check(result)
 

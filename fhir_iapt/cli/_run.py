@@ -72,11 +72,12 @@ def layout_options(fn: click.decorators.FC) -> click.decorators.FC:
         click.option(
             "--validate",
             "validation",
-            type=click.Choice(["first", "full"]),
+            type=click.Choice(["none", "first", "full"]),
             default="first",
             show_default=True,
             help="Run the R4 + profile validator on the first bundle (a pass is remembered per "
-            "mapping, profiles and adapter version), or on every bundle.",
+            "mapping, profiles and adapter version, shared with the relay's), on every bundle, "
+            "or not at all (values are still checked on every record).",
         ),
         click.option(
             "--request-method",

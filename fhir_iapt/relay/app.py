@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import Issue, operation_outcome
+from fhir_iapt.pipeline import ShapeCache
 from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import FittedClient, make_clients
 from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
@@ -151,7 +152,9 @@ def create_app(
         outbox=outbox,
         authenticator=Authenticator(settings.auth, http=http),
         metrics=RelayMetrics(outbox.counts),
-        validation=Validation(settings.intake.validation),
+        validation=Validation(
+            settings.intake.validation, ShapeCache(settings.store.data_dir / "shape-checks")
+        ),
         consent=(
             ConsentFiles(settings.intake.consent_registers)
             if settings.intake.consent_registers else None

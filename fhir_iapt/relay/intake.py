@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -42,6 +42,9 @@ from fhir_iapt.relay.settings import RelaySettings
 from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, Outbox
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
 from fhir_iapt.targets import target_of
+
+if TYPE_CHECKING:
+    from fhir_iapt.pipeline import ShapeCache
 
 #: Mapping input format -> the media types a request may use for it.
 MEDIA_TYPES: dict[str, frozenset[str]] = {
@@ -156,23 +159,38 @@ def resolve_mapping(
 
 
 class Validation:
-    """The real validator's share of intake (``[intake] validation``), kept per process."""
+    """The real validator's share of intake (``[intake] validation``), kept per process.
 
-    def __init__(self, policy: Literal["once", "request", "full"]) -> None:
+    ``once``: the first bundle of each mapping in this process, skipped when the shape cache
+    (shared with the CLI's, :class:`~fhir_iapt.pipeline.ShapeCache`) already holds a pass for
+    that mapping, profile set and adapter code; ``request``: the first bundle of every
+    request; ``full``: every bundle; ``none``: values are checked at the map stage only.
+    """
+
+    def __init__(
+        self,
+        policy: Literal["none", "once", "request", "full"],
+        cache: ShapeCache | None = None,
+    ) -> None:
         self.policy = policy
+        self.cache = cache
         self._checked: set[str] = set()
         self._lock = threading.Lock()
 
-    def apply(self, key: str, results: list[Result]) -> list[Result]:
+    def apply(self, mapping: Any, results: list[Result]) -> list[Result]:
         from fhir_iapt.pipeline import validated
 
+        if self.policy == "none":
+            return results
         if self.policy == "full":
             return list(validated(results, "full"))
+        if self.policy == "request":
+            return list(validated(results, "first"))
+        key = mapping.name
         with self._lock:
-            done = self.policy == "once" and key in self._checked
-        if done:
-            return results
-        out = list(validated(results, "first"))
+            if key in self._checked:
+                return results
+        out = list(validated(results, "first", shape_cache=self.cache, mapping=mapping))
         if any(isinstance(r, Converted) for r in out):
             with self._lock:
                 self._checked.add(key)
@@ -219,12 +237,10 @@ def convert(
     by the one consent gate: episode rows and QuestionnaireResponses alike.
     """
     if direction == "outcome" and content_type == FHIR_JSON and not mapping_name:
-        name = RESPONSE_MAPPING  # FHIR resources need no mapping named: theirs is bundled
-        mapping = _mapping(name)
+        mapping = _mapping(RESPONSE_MAPPING)  # FHIR resources need no mapping named
     else:
-        name = mapping_name or ""
         mapping = resolve_mapping(mapping_name, direction, content_type, mappings=mappings)
-    return validation.apply(f"mapping:{name}", _mapped(body, mapping, consent))
+    return validation.apply(mapping, _mapped(body, mapping, consent))
 
 
 def warm_up() -> None:

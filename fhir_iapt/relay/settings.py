@@ -97,12 +97,14 @@ class IntakeSettings(_Frozen):
 
     Every record's values are always checked at the map stage. The real validator checks the
     *shape* a mapping produces: ``once`` on the first bundle of each mapping in this process
-    (a relay process is one long run, as a CLI run is), ``request`` on the first bundle of
-    every request, ``full`` on every bundle (slow). ``warm_up`` builds the validator at start;
-    ``/readyz`` says ready only after it.
+    (a relay process is one long run, as a CLI run is; a pass is remembered in
+    ``<data_dir>/shape-checks``, the same kind of shape cache the CLI keeps, so a restart with
+    unchanged mappings, profiles and code skips it), ``request`` on the first bundle of every
+    request, ``full`` on every bundle (slow), ``none`` never (values are still checked).
+    ``warm_up`` builds the validator at start; ``/readyz`` says ready only after it.
     """
 
-    validation: Literal["once", "request", "full"] = "once"
+    validation: Literal["none", "once", "request", "full"] = "once"
     warm_up: bool = True
     #: CSV files of recorded consent to share outcomes (``nhs_number``,
     #: ``consent_share_outcomes``, optionally the referral identifier), read at start: a
