@@ -3,15 +3,19 @@
 The public API. The stages, in the order data flows through them::
 
     read      fhir_iapt.sources    read_records -> SourceRecord (with its Location)
-    map       fhir_iapt.mapping    load_mapping, map_record -> ReferralRecord / EpisodeRecord
-    score     fhir_iapt.scoring    score_instrument, derive_outcome
-    build     fhir_iapt.fhir       build_referral_bundle, build_outcome_bundle
+    map       fhir_iapt.mapping    load_mapping, map_record -> the target's typed record
+                                   (ReferralRecord / EpisodeRecord / ResponseRecord)
+    build     fhir_iapt.fhir       build_referral_bundle, build_outcome_bundle; as_model
     validate  fhir_iapt.fhir       Validator (R4 + the project's profiles)
     emit      fhir_iapt.emit       NDJSON bundles, Bulk Data layout, FHIR XML, rejects, summary
     push      fhir_iapt.client     FhirClient / AsyncFhirClient, RetryPolicy, auth; push()
 
-``fhir_iapt.pipeline`` joins read -> map -> build -> validate (``convert_file`` and friends);
-the CLI (``fhir_iapt.cli``) and the relay (``fhir_iapt.relay``) are thin callers of it.
+    rules     fhir_iapt.scoring    score_instrument, derive_outcome (pure, used by map and build)
+    join      fhir_iapt.targets    Target, TARGETS: one contract per record kind (gate, builder)
+              fhir_iapt.consent    ConsentRegister, ConsentFiles: the one consent gate
+              fhir_iapt.pipeline   read -> map -> gate -> build -> validate (convert_file ...)
+
+The CLI (``fhir_iapt.cli``) and the relay (``fhir_iapt.relay``) are thin callers of the pipeline.
 
 No public name equals a submodule's name (``fhir_iapt.push`` is a module: importing it sets
 the package attribute, which would shadow a lazily exported ``push`` function; use
