@@ -336,6 +336,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         ),
     ),
     ErrorCode(
+        "FI409",
+        "Reference target not allowed",
+        (
+            "Validate: a reference points at a resource type (or profile's type) the element "
+            "does not allow (ServiceRequest.subject naming a Practitioner)."
+        ),
+    ),
+    ErrorCode(
         "FI600",
         "Emit error",
         "Emit: an output cannot be written (EmitError).",

