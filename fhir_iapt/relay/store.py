@@ -8,7 +8,14 @@ One table of messages, one row per accepted record::
       └──── lease expired or released on shutdown (no attempt lost) ◀─┘
 
 * **Committed before the answer**: :meth:`Outbox.enqueue` commits (``synchronous=FULL`` by
-  default) before the route answers 202.
+  default) before the route answers 202. Enqueues that arrive while another commit is under way
+  wait for it and are then committed together, in one transaction (*group commit*: one fsync
+  for all of them, each request in its own savepoint so a refused row fails only its request);
+  each caller returns only once the transaction holding its rows has committed.
+* **One writer at a time, queued in the process**: every write transaction takes the outbox's
+  lock before ``BEGIN IMMEDIATE``, so writers (intake threads, the delivery worker) wait on a
+  lock that wakes them at once, never in SQLite's busy handler, whose growing sleeps let one
+  writer starve for seconds while others keep winning the database lock.
 * **Lease / claim**: :meth:`Outbox.claim` marks due messages leased until ``lease_until`` and
   counts the attempt; a crashed worker's leases expire, and a restarted relay (the only owner of
   its data directory, see :meth:`Outbox.open`) releases them at once.
@@ -86,6 +93,16 @@ class Enqueued:
     duplicate: bool
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """One caller's enqueue, waiting to be committed (by itself or with others)."""
+
+    messages: Sequence[NewMessage]
+    result: list[Enqueued] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class MessageInfo:
     """What a status read returns: no payload, no patient data."""
@@ -149,6 +166,10 @@ class Outbox:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._lock_file: IO[bytes] | None = None
+        #: held for every write transaction of this process (module docstring)
+        self._write_lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._waiting_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -206,14 +227,15 @@ class Outbox:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def ping(self) -> bool:
         """Whether the database answers (for ``/readyz``)."""
@@ -226,30 +248,79 @@ class Outbox:
     # --- accept --------------------------------------------------------------------------
 
     def enqueue(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
-        """Queue ``messages`` in one committed transaction; return their ids in order.
+        """Queue ``messages`` in a committed transaction; return their ids in order.
 
         A message whose ``dedup_key`` is already held gets the existing id (``duplicate``).
+        Concurrent calls share one transaction (group commit, module docstring); each returns
+        only after that transaction committed, and a call whose rows are refused raises alone.
         """
-        now = self.clock()
+        mine = _Waiting(messages)
+        with self._waiting_lock:
+            self._waiting.append(mine)
+        with self._write_lock:
+            if not mine.done:
+                self._commit_waiting(mine)
+        if mine.error is not None:
+            raise mine.error
+        if mine.result is None:  # a finished call holds a result or an error
+            raise RuntimeError("enqueue finished without a result")
+        return mine.result
+
+    def _commit_waiting(self, mine: _Waiting) -> None:
+        """Commit every waiting enqueue in one transaction (the caller holds the write lock)."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            with self._waiting_lock:
+                self._waiting.remove(mine)  # the others stay queued for the next writer
+            raise
+        # Taken once the database lock is ours: every call that queued meanwhile comes along.
+        with self._waiting_lock:
+            batch, self._waiting = self._waiting, []
+        try:
+            now = self.clock()
+            for waiting in batch:
+                conn.execute("SAVEPOINT enqueue")
+                try:
+                    waiting.result = self._insert(conn, waiting.messages, now)
+                except Exception as exc:  # this request's rows only
+                    conn.execute("ROLLBACK TO enqueue")
+                    waiting.error = exc
+                conn.execute("RELEASE enqueue")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for waiting in batch:  # nothing of this transaction was committed
+                waiting.result = None
+                waiting.error = waiting.error or exc
+            raise
+        finally:
+            for waiting in batch:
+                waiting.done = True
+
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection, messages: Sequence[NewMessage], now: float
+    ) -> list[Enqueued]:
         out: list[Enqueued] = []
-        with self._transaction() as conn:
-            for msg in messages:
-                new_id = uuid.uuid4().hex
-                row = conn.execute(
-                    "INSERT INTO messages (id, direction, dedup_key, destination, payload, status,"
-                    " attempts, next_attempt_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)"
-                    " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                    (new_id, msg.direction, msg.dedup_key, msg.destination, msg.payload,
-                     now, now, now),
-                ).fetchone()
-                if row is not None:
-                    out.append(Enqueued(row[0], duplicate=False))
-                    continue
-                existing = conn.execute(
-                    "SELECT id FROM messages WHERE dedup_key = ?", (msg.dedup_key,)
-                ).fetchone()
-                out.append(Enqueued(existing[0], duplicate=True))
+        for msg in messages:
+            new_id = uuid.uuid4().hex
+            row = conn.execute(
+                "INSERT INTO messages (id, direction, dedup_key, destination, payload, status,"
+                " attempts, next_attempt_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)"
+                " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                (new_id, msg.direction, msg.dedup_key, msg.destination, msg.payload, now, now, now),
+            ).fetchone()
+            if row is not None:
+                out.append(Enqueued(row[0], duplicate=False))
+                continue
+            existing = conn.execute(
+                "SELECT id FROM messages WHERE dedup_key = ?", (msg.dedup_key,)
+            ).fetchone()
+            out.append(Enqueued(existing[0], duplicate=True))
         return out
 
     def remember_response(self, principal: str, key: str, response: StoredResponse) -> None:
@@ -261,19 +332,30 @@ class Outbox:
         now = self.clock()
         with self._transaction() as conn:
             conn.execute(
-            "INSERT INTO idempotency (principal, idempotency_key, route, body_digest, status_code,"
-            " response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (principal, idempotency_key) DO NOTHING",
-            (principal, key, response.route, response.body_digest, response.status_code,
-             response.response, now),
-        )
+                "INSERT INTO idempotency (principal, idempotency_key, route, body_digest,"
+                " status_code, response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (principal, idempotency_key) DO NOTHING",
+                (
+                    principal,
+                    key,
+                    response.route,
+                    response.body_digest,
+                    response.status_code,
+                    response.response,
+                    now,
+                ),
+            )
 
     def stored_response(self, principal: str, key: str) -> StoredResponse | None:
-        row = self._conn().execute(
-            "SELECT route, body_digest, status_code, response FROM idempotency"
-            " WHERE principal = ? AND idempotency_key = ?",
-            (principal, key),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT route, body_digest, status_code, response FROM idempotency"
+                " WHERE principal = ? AND idempotency_key = ?",
+                (principal, key),
+            )
+            .fetchone()
+        )
         return None if row is None else StoredResponse(row[0], row[1], row[2], bytes(row[3]))
 
     # --- deliver -------------------------------------------------------------------------
@@ -341,20 +423,29 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest waiting message becomes due (None when nothing waits)."""
-        row = self._conn().execute(
-            "SELECT MIN(next_attempt_at) FROM messages WHERE status IN ('queued', 'failed')"
-            " AND lease_until IS NULL"
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT MIN(next_attempt_at) FROM messages WHERE status IN ('queued', 'failed')"
+                " AND lease_until IS NULL"
+            )
+            .fetchone()
+        )
         return None if row is None or row[0] is None else float(row[0])
 
     # --- read / admin --------------------------------------------------------------------
 
     def info(self, message_id: str) -> MessageInfo | None:
-        row = self._conn().execute(
-            "SELECT id, direction, destination, status, attempts, last_error, created_at,"
-            " updated_at, next_attempt_at, delivered_at, lease_until FROM messages WHERE id = ?",
-            (message_id,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT id, direction, destination, status, attempts, last_error, created_at,"
+                " updated_at, next_attempt_at, delivered_at, lease_until FROM messages"
+                " WHERE id = ?",
+                (message_id,),
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         return MessageInfo(
@@ -372,9 +463,11 @@ class Outbox:
         )
 
     def payload(self, message_id: str) -> bytes | None:
-        row = self._conn().execute(
-            "SELECT payload FROM messages WHERE id = ?", (message_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT payload FROM messages WHERE id = ?", (message_id,))
+            .fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     def replay(self, message_id: str) -> MessageInfo | None:
