@@ -87,8 +87,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     route = getattr(request.scope.get("route"), "path", None) or "(unmatched)"
-    log_event(_log, logging.ERROR, "unexpected error handling a request",
-              exception=type(exc).__name__, method=request.method, route=route)
+    log_event(
+        _log,
+        logging.ERROR,
+        "unexpected error handling a request",
+        exception=type(exc).__name__,
+        method=request.method,
+        route=route,
+    )
     return outcome_response(500, "internal error", code="exception")
 
 
@@ -157,16 +163,21 @@ def create_app(
         ),
         consent=(
             ConsentFiles(settings.intake.consent_registers)
-            if settings.intake.consent_registers else None
+            if settings.intake.consent_registers
+            else None
         ),
     )
 
     async def _warm() -> None:
         try:
-            await asyncio.to_thread(warm_up)
+            await asyncio.to_thread(warm_up, settings.intake.mappings, runtime.validation)
         except Exception as exc:  # an optimisation only: the first request will pay instead
-            log_event(_log, logging.WARNING, "warm-up failed; the first request will be slow",
-                      exception=type(exc).__name__)
+            log_event(
+                _log,
+                logging.WARNING,
+                "warm-up failed; the first request will be slow",
+                exception=type(exc).__name__,
+            )
         runtime.warm = True
 
     @asynccontextmanager
@@ -174,7 +185,9 @@ def create_app(
         outbox.open()
         owned: dict[str, FittedClient] = make_clients(settings) if clients is None else {}
         worker = DeliveryWorker(
-            outbox, clients if clients is not None else owned, settings.delivery,
+            outbox,
+            clients if clients is not None else owned,
+            settings.delivery,
             runtime.metrics,
         )
         worker.start()

@@ -55,8 +55,6 @@ MEDIA_TYPES: dict[str, frozenset[str]] = {
 }
 FHIR_JSON = "application/fhir+json"
 BODY_NAME = "body"
-_WARM_TYPES = ("Bundle", "Patient", "ServiceRequest", "Observation", "Condition",
-               "QuestionnaireResponse")
 
 
 class IntakeError(RequestRefusedError):
@@ -66,8 +64,9 @@ class IntakeError(RequestRefusedError):
         self, status_code: int, issue: Issue, *, headers: dict[str, str] | None = None
     ) -> None:
         coded = replace(issue, error_code=issue.error_code or RequestRefusedError.code)
-        super().__init__(issue.diagnostics, status_code=status_code, issues=[coded],
-                         headers=headers)
+        super().__init__(
+            issue.diagnostics, status_code=status_code, issues=[coded], headers=headers
+        )
         self.outcome = operation_outcome([coded])
 
 
@@ -123,8 +122,10 @@ def resolve_mapping(
     configuration does not name, is 404."""
     if not name:
         raise IntakeError(
-            400, Issue("the 'mapping' query parameter is required", code="required",
-                       expression="mapping"),
+            400,
+            Issue(
+                "the 'mapping' query parameter is required", code="required", expression="mapping"
+            ),
         )
     try:
         mapping = _configured(tuple(mappings)).get(name)
@@ -165,6 +166,10 @@ class Validation:
     (shared with the CLI's, :class:`~fhir_iapt.pipeline.ShapeCache`) already holds a pass for
     that mapping, profile set and adapter code; ``request``: the first bundle of every
     request; ``full``: every bundle; ``none``: values are checked at the map stage only.
+
+    The shape cache's key hashes the mapping file, ``profiles/`` and the adapter's source, so it
+    is computed once per mapping and process (by :meth:`prepare` at warm-up, else by the first
+    request naming the mapping), never per request: it names the code this process loaded.
     """
 
     def __init__(
@@ -175,7 +180,29 @@ class Validation:
         self.policy = policy
         self.cache = cache
         self._checked: set[str] = set()
+        self._keys: dict[str, str | None] = {}
         self._lock = threading.Lock()
+
+    def _key(self, mapping: Any) -> str | None:
+        """The mapping's shape-cache key, computed on first use and kept."""
+        with self._lock:
+            if mapping.name in self._keys:
+                return self._keys[mapping.name]
+        from fhir_iapt.fhir.options import DEFAULT_OPTIONS
+
+        key = self.cache.key(mapping, DEFAULT_OPTIONS) if self.cache is not None else None
+        with self._lock:
+            return self._keys.setdefault(mapping.name, key)
+
+    def prepare(self, mappings: Iterable[Any]) -> None:
+        """Compute each mapping's shape-cache key now; a pass the cache holds counts at once."""
+        if self.policy != "once":
+            return
+        for mapping in mappings:
+            key = self._key(mapping)
+            if key is not None and self.cache is not None and self.cache.passed(key):
+                with self._lock:
+                    self._checked.add(mapping.name)
 
     def apply(self, mapping: Any, results: list[Result]) -> list[Result]:
         from fhir_iapt.pipeline import validated
@@ -186,14 +213,22 @@ class Validation:
             return list(validated(results, "full"))
         if self.policy == "request":
             return list(validated(results, "first"))
-        key = mapping.name
+        name = mapping.name
         with self._lock:
-            if key in self._checked:
+            if name in self._checked:
                 return results
-        out = list(validated(results, "first", shape_cache=self.cache, mapping=mapping))
+        key = self._key(mapping)
+        cache = self.cache
+        if key is not None and cache is not None and cache.passed(key):
+            out = results
+        else:
+            out = list(validated(results, "first"))
+        # A Converted result left means a bundle of this request passed the check.
         if any(isinstance(r, Converted) for r in out):
+            if key is not None and cache is not None and out is not results:
+                cache.remember(key)
             with self._lock:
-                self._checked.add(key)
+                self._checked.add(name)
         return out
 
 
@@ -213,8 +248,7 @@ def _mapped(body: bytes, mapping: Any, consent: ConsentSource | None) -> list[Re
         # The consent register broke (a file gone or malformed): decide nothing until fixed.
         raise IntakeError(
             503,
-            Issue("the relay cannot read its consent register; try again later",
-                  code="transient"),
+            Issue("the relay cannot read its consent register; try again later", code="transient"),
             headers={"Retry-After": "60"},
         ) from None
 
@@ -243,14 +277,68 @@ def convert(
     return validation.apply(mapping, _mapped(body, mapping, consent))
 
 
-def warm_up() -> None:
-    """Build the validator's models and load the bundled mappings (a slow first step)."""
-    from fhir_iapt.fhir.validate import default_validator
-    from fhir_iapt.mapping import bundled_mappings
+#: Made-up records (NHS numbers from the test range) that warm-up converts with the bundled
+#: mappings and checks with the real validator, one per record kind a CSV body can carry, so
+#: the first request finds the readers, builders and the validator's compiled rules ready.
+_WARM_SAMPLES: tuple[tuple[str, bytes], ...] = (
+    (
+        "diabetes-csv",
+        b"clinic_record_id,nhs_number,family_name,given_name,birth_date,sex,gp_practice_ods,"
+        b"clinic_ods,review_date,diabetes_type,hba1c_mmol_mol,phq9_q1,phq9_q2,phq9_q3,phq9_q4,"
+        b"phq9_q5,phq9_q6,phq9_q7,phq9_q8,phq9_q9,phq9_q10,gad7_q1,gad7_q2,gad7_q3,gad7_q4,"
+        b"gad7_q5,gad7_q6,gad7_q7,phq2_q1,phq2_q2,gad2_q1,gad2_q2,referrer_code,referrer_name,"
+        b"refer,consent_refer,consent_share_outcomes,reason\n"
+        b"WARM-1,9990000018,Example,Warm,1958-03-14,F,Z99001,RZZ50,2026-02-11,T2,58,2,2,1,3,1,"
+        b"2,1,0,0,1,2,3,2,1,1,2,1,,,,,555000000101,Dr Example,Y,Y,Y,warm-up sample\n",
+    ),
+    (
+        "iapt-outcomes",
+        b"pathway_id,referral_identifier_system,referral_identifier,nhs_number,service_ods,"
+        b"referral_received_date,discharge_date,problem_descriptor,ltc_snomed,"
+        b"treatment_contacts,end_code,phq9_first,phq9_last,gad7_first,gad7_last,adsm,"
+        b"adsm_first,adsm_last,wsas_first,wsas_last,first_score_date,last_score_date,"
+        b"consent_share_outcomes\n"
+        b"WARM-1,https://example-trust.nhs.uk/Id/diabetes-clinic-record,WARM-1,9000000009,"
+        b"RXT01,2024-01-08,2024-05-20,F41.1,44054006,8,46,16,7,14,5,SPIN,34,17,22,10,"
+        b"2024-01-22,2024-05-13,Y\n",
+    ),
+)
 
-    for name in bundled_mappings():
-        _mapping(name)
-    default_validator().warm_up(*_WARM_TYPES)
+
+def warm_bundles() -> list[dict[str, Any]]:
+    """The bundles of the warm-up samples, converted by the pipeline as a request would be."""
+    from fhir_iapt.pipeline import convert_bytes
+
+    bundles: list[dict[str, Any]] = []
+    for name, body in _WARM_SAMPLES:
+        for result in convert_bytes(
+            body, name="warm-up", mapping=_mapping(name), validation="none"
+        ):
+            if isinstance(result, Converted):
+                bundles.append(result.bundle)
+    return bundles
+
+
+def warm_up(mappings: Sequence[str], validation: Validation) -> None:
+    """Build everything a first request needs, so it is served at normal latency.
+
+    Loads the mappings ``[intake] mappings`` names (and the QuestionnaireResponse mapping),
+    converts the warm-up samples and checks their bundles with the real validator (its rules
+    for every resource type the relay emits), and computes each mapping's shape-cache key.
+    """
+    from fhir_iapt.fhir.validate import default_validator
+
+    loaded = [*_configured(tuple(mappings)).values(), _mapping(RESPONSE_MAPPING)]
+    validator = default_validator()
+    bundles = warm_bundles()
+    types = {"Bundle"} | {
+        entry["resource"]["resourceType"] for bundle in bundles for entry in bundle["entry"]
+    }
+    validator.warm_up(*sorted(types))
+    if validation.policy != "none":
+        for bundle in bundles:
+            validator.validate_bundle(bundle)
+    validation.prepare(loaded)
 
 
 def dedup_key(direction: Direction, natural_key: str, payload: bytes) -> str:
@@ -258,9 +346,7 @@ def dedup_key(direction: Direction, natural_key: str, payload: bytes) -> str:
 
 
 def _rejected(result: Rejected | FhirIaptError, where: str, out: IntakeResult) -> None:
-    outcome = (
-        result.outcome if isinstance(result, Rejected) else result.to_operation_outcome()
-    )
+    outcome = result.outcome if isinstance(result, Rejected) else result.to_operation_outcome()
     out.rejected.append({"location": where, "outcome": outcome})
     out.rejected_issues.extend(outcome.get("issue", []))
 
@@ -287,14 +373,19 @@ def take(
                 continue
             payload = orjson.dumps(result.bundle)
             messages.append(
-                NewMessage(direction, destination, dedup_key(direction, result.key, payload),
-                           payload)
+                NewMessage(
+                    direction, destination, dedup_key(direction, result.key, payload), payload
+                )
             )
             keys.append((result.key, where))
         elif isinstance(result, Skipped):
             out.skipped.append(
-                {"key": result.key, "reason": result.reason, "detail": result.detail,
-                 "location": where}
+                {
+                    "key": result.key,
+                    "reason": result.reason,
+                    "detail": result.detail,
+                    "location": where,
+                }
             )
         else:
             _rejected(result, where, out)
@@ -329,5 +420,6 @@ __all__ = [
     "no_records",
     "resolve_mapping",
     "take",
+    "warm_bundles",
     "warm_up",
 ]
