@@ -41,10 +41,10 @@ def plan_path() -> Path:
     return profiles_dir() / PLAN_FILE
 
 
-def _type_code(raw: dict[str, Any], path: str) -> str:
+def _type_code(raw: dict[str, Any], path: str, kind: str) -> str:
     code = str(raw.get("code", ""))
     if code == _SYSTEM_STRING or code.startswith("http://hl7.org/fhirpath/System."):
-        if path == "Resource.id":
+        if kind == "resource" and path.count(".") == 1 and path.endswith(".id"):
             return "id"  # R4: Resource.id is of type id (the snapshot says System.String)
         for ext in raw.get("extension", ()):
             if str(ext.get("url", "")).endswith(_FHIR_TYPE_EXT):
@@ -59,11 +59,11 @@ def _target_type(url: str) -> str:
 
 
 def _element(
-    raw: dict[str, Any], constraints: dict[str, list[str]], type_name: str
+    raw: dict[str, Any], constraints: dict[str, list[str]], type_name: str, kind: str
 ) -> dict[str, Any]:
     path = str(raw["path"])
     out: dict[str, Any] = {"p": path, "min": int(raw.get("min", 0)), "max": str(raw.get("max"))}
-    types = [_type_code(t, path) for t in raw.get("type", ())]
+    types = [_type_code(t, path, kind) for t in raw.get("type", ())]
     if types:
         out["t"] = types
     targets = sorted(
@@ -112,7 +112,8 @@ def compile_r4(definitions: Iterable[dict[str, Any]]) -> dict[str, Any]:
             continue
         name = str(sd.get("type") or sd.get("id"))
         digest.update(json.dumps(sd, sort_keys=True).encode())
-        elements = [_element(e, constraints, name) for e in sd["snapshot"]["element"]]
+        kind = str(sd.get("kind"))
+        elements = [_element(e, constraints, name, kind) for e in sd["snapshot"]["element"]]
         types[name] = {
             "kind": str(sd.get("kind")),
             "abstract": bool(sd.get("abstract")),

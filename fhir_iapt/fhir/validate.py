@@ -129,6 +129,7 @@ class _Invariants:
             "traceFn": _no_trace,
         }
         self._compiled: dict[str, Callable[..., list[Any]]] = {}
+        self._guards: dict[tuple[str, str], frozenset[str] | None] = {}
 
     def holds(
         self, expression: str, node: Any, type_path: str, resource: Any, root: Any
@@ -138,6 +139,8 @@ class _Invariants:
         if function is None:
             function = self._fhirpath.compile(expression, self._model, self._options)
             self._compiled[expression] = function
+        if isinstance(node, Mapping) and self._vacuous(expression, node, type_path):
+            return True
         try:  # fhirpathpy raises bare Exception (a function it lacks, a bad operand)
             result: Any = function(
                 self._node(node, type_path), {"resource": resource, "rootResource": root}
@@ -145,6 +148,45 @@ class _Invariants:
         except Exception:
             return None
         return not (result == [False] or result is False)
+
+    def _vacuous(self, expression: str, node: Mapping[str, Any], type_path: str) -> bool:
+        """True when the node holds none of the names the expression reads and the expression
+        holds on an empty node: its result cannot differ, so it is not evaluated (dom-2..5 on
+        every resource without ``contained``: most of the time a walk would spend).
+
+        Only for expressions that read the node through names alone: no function called on
+        the node itself (``children()``, ``hasValue()``...), no ``$this``, no ``%`` variable.
+        """
+        key = (expression, type_path)
+        guard = self._guards.get(key, _UNKNOWN)
+        if guard is _UNKNOWN:
+            guard = None
+            text = _STRING_RE.sub("''", expression)
+            if not (_ROOT_CALL_RE.search(text) or "$" in text or "%" in text):
+                empty = self.holds_on_empty(expression, type_path)
+                if empty:
+                    guard = frozenset(_NAME_RE.findall(text))
+            self._guards[key] = guard
+        if guard is None:
+            return False
+        return not any(k.lstrip("_").startswith(name) for k in node for name in guard)
+
+    def holds_on_empty(self, expression: str, type_path: str) -> bool:
+        try:
+            result: Any = self._compiled[expression](self._node({}, type_path), {})
+        except Exception:
+            return False
+        return not (result == [False] or result is False)
+
+
+_UNKNOWN: Any = object()
+#: Invariants whose expression is one path from this element: true when it is absent.
+#: dom-3 (contained resources are referenced) reads %resource, so the generic guard skips it.
+_NEEDS = {"dom-3": "contained"}
+_STRING_RE = re.compile(r"'(?:[^'\\]|\\.)*'")
+#: a function invoked on the node itself: at the start, or after an operator or a bracket
+_ROOT_CALL_RE = re.compile(r"(?<![.\w`])([A-Za-z_]\w*)\s*\(")
+_NAME_RE = re.compile(r"(?<![.\w`])`?([A-Za-z_]\w*)\b`?(?!\s*\()")
 
 
 @dataclass(slots=True)
@@ -591,6 +633,9 @@ class _Walk:
     ) -> None:
         keys = _element_info(type_name, path)[0]
         for key in keys:
+            needs = _NEEDS.get(key)
+            if needs is not None and isinstance(node, Mapping) and needs not in node:
+                continue
             _, expression, human = self._constraint(key)
             self.check_invariant(
                 key.split("@", 1)[0], expression, human, node, type_path or path, expr, ctx
@@ -624,6 +669,8 @@ class _Walk:
                 self.rule_values(rule, [(root, expr)], ctx)
                 continue
             last = rule.steps[-1]
+            if rule.types is not None:  # every value[x] found, to report a type not allowed
+                last = Step(last.name, True, None, last.slice, last.sliced_away)
             for parent, parent_expr in parents:
                 values = list(_select(parent, parent_expr, last))
                 where = f"{rules.url.rsplit('/', 1)[-1]}"
