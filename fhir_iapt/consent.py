@@ -144,8 +144,9 @@ class ConsentRegister:
             )
             if more:
                 message += f" ({more} further issue(s) not listed)"
-            raise ReadError(message, issues=shown, location=Location(file=name),
-                            error_code=BAD_REGISTER)
+            raise ReadError(
+                message, issues=shown, location=Location(file=name), error_code=BAD_REGISTER
+            )
         return cls(patients, referrals, (name,))
 
     def merged(self, other: ConsentRegister) -> ConsentRegister:
@@ -183,8 +184,9 @@ class ConsentRegister:
 
     def for_response(self, scored: ScoredResponse) -> OutcomeConsent | None:
         """The recorded consent for a read QuestionnaireResponse (basedOn, then subject)."""
-        return self.decide(nhs_number=nhs_number_of(scored.subject),
-                           referrals=referrals_of(scored.based_on))
+        return self.decide(
+            nhs_number=nhs_number_of(scored.subject), referrals=referrals_of(scored.based_on)
+        )
 
 
 def _as_consent(code: str) -> OutcomeConsent | None:
@@ -223,8 +225,14 @@ def nhs_number_of(subject: Mapping[str, Any]) -> str | None:
 def _relabel(issues: Iterable[Issue]) -> list[Issue]:
     """Reader issues keep their location and code; the severity says the load failed."""
     return [
-        Issue(diagnostics=i.diagnostics, code=i.code, severity="error", location=i.location,
-              expression=i.expression, error_code=i.error_code or BAD_REGISTER)
+        Issue(
+            diagnostics=i.diagnostics,
+            code=i.code,
+            severity="error",
+            location=i.location,
+            expression=i.expression,
+            error_code=i.error_code or BAD_REGISTER,
+        )
         for i in issues
     ]
 
@@ -238,8 +246,14 @@ def _register_row(
     issues: list[Issue] = []
 
     def bad(field: str, rule: str) -> None:
-        issues.append(Issue(diagnostics=f"{field} {rule}", code="value",
-                            location=at.with_field(field), error_code=BAD_REGISTER))
+        issues.append(
+            Issue(
+                diagnostics=f"{field} {rule}",
+                code="value",
+                location=at.with_field(field),
+                error_code=BAD_REGISTER,
+            )
+        )
 
     digits = normalise_nhs_number(data[NHS_COLUMN])
     if digits is None:
@@ -290,8 +304,9 @@ def load_consent_register(paths: Iterable[str | os.PathLike[str]]) -> ConsentReg
             try:
                 register = register.merged(ConsentRegister.from_csv(fh, name=name))
             except ReadError as exc:
-                raise ConfigError(exc.message, issues=exc.issues, location=exc.location,
-                                  error_code=exc.error_code) from None
+                raise ConfigError(
+                    exc.message, issues=exc.issues, location=exc.location, error_code=exc.error_code
+                ) from None
     return register
 
 
@@ -400,7 +415,8 @@ def outcome_consent_gate(
     """
     known = (
         register.lookup(nhs_number=nhs_number, referrals=referrals)
-        if register is not None else None
+        if register is not None
+        else None
     )
     if isinstance(carried, _NotCarried):
         if register is None:

@@ -39,7 +39,6 @@ from fhir_iapt.error_codes import ERROR_CODE_SYSTEM
 Severity = Literal["fatal", "error", "warning", "information"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where in the input something was found.
@@ -295,7 +294,6 @@ class ConfigError(FhirIaptError):
     stage = "config"
 
 
-
 class RelayError(FhirIaptError):
     """The relay refuses a request: ``status_code`` and the OperationOutcome to answer with."""
 
@@ -329,6 +327,7 @@ class AccessDeniedError(RelayError):
 
     code = "FI821"
     issue_type = "security"
+
 
 __all__ = [
     "ERROR_CODE_SYSTEM",

@@ -165,8 +165,11 @@ def read_bundles(path: Path) -> Iterator[PushItem]:
         except orjson.JSONDecodeError:
             yield PushItem(raw, location, error=ReadError("line is not JSON", location=location))
             continue
-        if not isinstance(value, dict) or value.get("resourceType") != "Bundle" or \
-                value.get("type") not in ("transaction", "batch"):
+        if (
+            not isinstance(value, dict)
+            or value.get("resourceType") != "Bundle"
+            or value.get("type") not in ("transaction", "batch")
+        ):
             error = ReadError("line is not a transaction or batch Bundle", location=location)
             yield PushItem(raw, location, error=error)
             continue
@@ -208,8 +211,13 @@ def read_bulk(folder: Path, *, chunk_size: int = 100) -> Iterator[PushItem]:
                 yield PushItem(raw, location, error=error)
                 continue
             first = first or location
-            chunk.append({"fullUrl": f"{rtype}/{rid}", "resource": resource,
-                          "request": {"method": "PUT", "url": f"{rtype}/{rid}"}})
+            chunk.append(
+                {
+                    "fullUrl": f"{rtype}/{rid}",
+                    "resource": resource,
+                    "request": {"method": "PUT", "url": f"{rtype}/{rid}"},
+                }
+            )
             if len(chunk) >= chunk_size:
                 yield _item(_bulk_bundle(chunk), first)
                 chunk, first = [], None
@@ -269,14 +277,18 @@ class BundleFitter:
         return fit_bundle(bundle, self._keep)
 
 
-def push_one(client: FhirClient, item: PushItem,
-             fit: BundleFitter | None = None) -> PushResult:
+def push_one(client: FhirClient, item: PushItem, fit: BundleFitter | None = None) -> PushResult:
     """Send one item; every failure becomes a failed PushResult (ConfigError propagates)."""
     source = item.location.render()
     if item.bundle is None:
         error = item.error or ReadError("unreadable", location=item.location)
-        return PushResult(None, source, "failed", error_code=error.error_code,
-                          outcome=error.to_operation_outcome())
+        return PushResult(
+            None,
+            source,
+            "failed",
+            error_code=error.error_code,
+            outcome=error.to_operation_outcome(),
+        )
     bundle_id = item.bundle.get("id") if isinstance(item.bundle.get("id"), str) else None
     bundle = fit(item.bundle) if fit is not None else item.bundle
     try:
@@ -286,7 +298,9 @@ def push_one(client: FhirClient, item: PushItem,
             answer = client.transaction(bundle)
     except DeliveryError as exc:
         return PushResult(
-            bundle_id, source, "failed",
+            bundle_id,
+            source,
+            "failed",
             attempts=attempts_of(exc),
             http_status=exc.status_code,
             error_code=exc.error_code,
@@ -301,15 +315,23 @@ def push_one(client: FhirClient, item: PushItem,
             ]:
                 issues.append({**issue, "expression": [f"Bundle.entry[{entry.index}]"]})
         return PushResult(
-            bundle_id, source, "failed",
+            bundle_id,
+            source,
+            "failed",
             attempts=answer.attempts,
             locations=answer.locations,
             http_status=max(entry.status for entry in failed),
             error_code="FI724",
             outcome={"resourceType": "OperationOutcome", "issue": issues},
         )
-    return PushResult(bundle_id, source, "delivered", attempts=answer.attempts,
-                      locations=answer.locations, http_status=answer.status_code)
+    return PushResult(
+        bundle_id,
+        source,
+        "delivered",
+        attempts=answer.attempts,
+        locations=answer.locations,
+        http_status=answer.status_code,
+    )
 
 
 def _fatal(result: PushResult) -> bool:
@@ -332,8 +354,14 @@ def push_items(
     for item in items:
         if stopped:
             bundle_id = item.bundle.get("id") if item.bundle else None
-            yield item, PushResult(bundle_id if isinstance(bundle_id, str) else None,
-                                   item.location.render(), "not-attempted")
+            yield (
+                item,
+                PushResult(
+                    bundle_id if isinstance(bundle_id, str) else None,
+                    item.location.render(),
+                    "not-attempted",
+                ),
+            )
             continue
         result = push_one(client, item, fit)
         yield item, result
@@ -434,8 +462,9 @@ def push(
     summary = PushSummary()
     items = read_inputs(paths, chunk_size=chunk_size)
     with PushOutput(out_dir or default_out_dir(paths[0])) as output:
-        for item, result in push_items(client, items, keep_going=keep_going,
-                                       conditional=conditional):
+        for item, result in push_items(
+            client, items, keep_going=keep_going, conditional=conditional
+        ):
             output.write(item, result)
             summary.results.append(result)
             if on_result is not None:

@@ -19,7 +19,12 @@ Sex = Literal["male", "female", "other", "unknown"]
 Instrument = Literal["PHQ-9", "GAD-7", "PHQ-2", "GAD-2"]
 #: Context observation kinds; their codes and units are in ``mappings/tables/context.yaml``.
 ContextKind = Literal[
-    "hba1c", "fev1", "fev1_percent_predicted", "mrc_grade", "nyha_class", "lvef",
+    "hba1c",
+    "fev1",
+    "fev1_percent_predicted",
+    "mrc_grade",
+    "nyha_class",
+    "lvef",
 ]
 
 

@@ -18,8 +18,9 @@ from fhir_iapt.fhir.questionnaires import build_all
 def main() -> None:
     for name, questionnaire in build_all().items():
         target = profiles_dir() / name
-        target.write_text(json.dumps(questionnaire, indent=2, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+        target.write_text(
+            json.dumps(questionnaire, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         print(target.name)
 
 

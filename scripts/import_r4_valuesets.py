@@ -24,9 +24,22 @@ from fhir_iapt._data import profiles_dir
 from fhir_iapt.fhir import _r4defs as defs
 
 _TYPES = (
-    "Bundle", "Patient", "Practitioner", "PractitionerRole", "Organization", "Condition", "Consent",
-    "Observation", "ServiceRequest", "Questionnaire", "QuestionnaireResponse",
-    "OperationOutcome", "CodeSystem", "ValueSet", "StructureDefinition", "Parameters",
+    "Bundle",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Condition",
+    "Consent",
+    "Observation",
+    "ServiceRequest",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "OperationOutcome",
+    "CodeSystem",
+    "ValueSet",
+    "StructureDefinition",
+    "Parameters",
 )
 _CODED = {"code", "Coding", "CodeableConcept"}
 #: Too large to enumerate or defined by a grammar, not a list: not checked.
@@ -43,12 +56,18 @@ def _walk(type_name: str, seen: set[str], bound: dict[str, set[str]]) -> None:
         return
     seen.add(type_name)
     for element in defs.type_def(type_name).by_path.values():
-        if (element.binding_strength == "required" and element.binding_value_set
-                and _CODED & set(element.types)):
+        if (
+            element.binding_strength == "required"
+            and element.binding_value_set
+            and _CODED & set(element.types)
+        ):
             bound.setdefault(element.binding_value_set, set()).add(element.path)
         for code in element.types:
-            if code and code[0].isupper() and code not in ("BackboneElement", "Element",
-                                                           "Resource", "Extension"):
+            if (
+                code
+                and code[0].isupper()
+                and code not in ("BackboneElement", "Element", "Resource", "Extension")
+            ):
                 _walk(code, seen, bound)
 
 
@@ -68,24 +87,32 @@ def main(source: Path) -> None:
             missing.append(url)
             continue
         contains = [
-            {"system": system["uri"], "code": c["code"], **({"display": c["display"]}
-                                                          if c.get("display") else {})}
-            for system in data["systems"] for c in system.get("codes", ())
+            {
+                "system": system["uri"],
+                "code": c["code"],
+                **({"display": c["display"]} if c.get("display") else {}),
+            }
+            for system in data["systems"]
+            for c in system.get("codes", ())
         ]
         vs_id = url.rsplit("/", 1)[-1]
-        entries.append({
-            "fullUrl": url,
-            "resource": {
-                "resourceType": "ValueSet",
-                "id": vs_id,
-                "url": url,
-                "version": "4.0.1",
-                "name": "".join(p[:1].upper() + p[1:] for p in vs_id.replace(".", "-").split("-")),
-                "status": "active",
-                "description": "R4 required binding for " + ", ".join(sorted(bound[url])),
-                "expansion": {"timestamp": "2019-11-01T09:29:23+11:00", "contains": contains},
-            },
-        })
+        entries.append(
+            {
+                "fullUrl": url,
+                "resource": {
+                    "resourceType": "ValueSet",
+                    "id": vs_id,
+                    "url": url,
+                    "version": "4.0.1",
+                    "name": "".join(
+                        p[:1].upper() + p[1:] for p in vs_id.replace(".", "-").split("-")
+                    ),
+                    "status": "active",
+                    "description": "R4 required binding for " + ", ".join(sorted(bound[url])),
+                    "expansion": {"timestamp": "2019-11-01T09:29:23+11:00", "contains": contains},
+                },
+            }
+        )
     bundle = {
         "resourceType": "Bundle",
         "id": "r4-required-valuesets",

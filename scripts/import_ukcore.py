@@ -21,8 +21,9 @@ def main(source: Path) -> None:
     for path in sorted(source.glob("*.xml")):
         resource = xml_to_resource(path.read_bytes(), file=path.name)
         target = out_dir / f"{resource['resourceType']}-{resource['id']}.json"
-        target.write_text(json.dumps(resource, indent=2, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+        target.write_text(
+            json.dumps(resource, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         print(f"{path.name} -> {target.name}")
 
 

@@ -131,8 +131,9 @@ class TokenEndpoint:
         if form.get("client_assertion_type") != ASSERTION_TYPE or self.public_key is None:
             return "invalid_request"
         try:
-            token = jwt.decode(form["client_assertion"], self.public_key,
-                               algorithms=["RS384", "ES384"])
+            token = jwt.decode(
+                form["client_assertion"], self.public_key, algorithms=["RS384", "ES384"]
+            )
         except (JoseError, ValueError):
             return "invalid_client"
         claims = token.claims
@@ -155,16 +156,23 @@ class TokenEndpoint:
         form = dict(parse_qsl(body))
         if form.get("grant_type") != "client_credentials":
             return 400, {"error": "unsupported_grant_type"}
-        problem = (self._check_assertion(form) if "client_assertion" in form
-                   else self._check_secret(headers, form))
+        problem = (
+            self._check_assertion(form)
+            if "client_assertion" in form
+            else self._check_secret(headers, form)
+        )
         if problem is not None:
             self.refusals.append(problem)
             return 401, {"error": problem}
         token = f"tok-{uuid.uuid4().hex}"
         with self.lock:
             self.issued.append(token)
-        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": self.lifetime,
-                     "scope": form.get("scope", "")}
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.lifetime,
+            "scope": form.get("scope", ""),
+        }
 
 
 def _handler(endpoint: TokenEndpoint) -> type[BaseHTTPRequestHandler]:

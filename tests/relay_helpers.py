@@ -72,9 +72,7 @@ def settings_tree(
             "timeout_seconds": 10,
         },
         "auth": {
-            "api_keys": [
-                {"id": k, "hash": key_hash(k), "scopes": list(v)} for k, v in KEYS.items()
-            ]
+            "api_keys": [{"id": k, "hash": key_hash(k), "scopes": list(v)} for k, v in KEYS.items()]
         },
         "destinations": {
             "iapt": {"base_url": iapt_url},
@@ -109,8 +107,12 @@ def to_toml(tree: dict[str, Any]) -> str:
     lines: list[str] = []
 
     def table(prefix: str, node: dict[str, Any]) -> None:
-        scalars = {k: v for k, v in node.items() if not isinstance(v, dict | list) or (
-            isinstance(v, list) and not any(isinstance(i, dict) for i in v))}
+        scalars = {
+            k: v
+            for k, v in node.items()
+            if not isinstance(v, dict | list)
+            or (isinstance(v, list) and not any(isinstance(i, dict) for i in v))
+        }
         if scalars and prefix:
             lines.append(f"[{prefix}]")
         for k, v in scalars.items():
@@ -157,8 +159,12 @@ class RelayProcess:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-c", "from fhir_iapt.cli import main; main()",
-            "serve", "--config", str(self.config),
+            sys.executable,
+            "-c",
+            "from fhir_iapt.cli import main; main()",
+            "serve",
+            "--config",
+            str(self.config),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_IAPT_")}
         with self.log_path.open("ab") as log:
@@ -222,7 +228,8 @@ def wait_for(predicate: Any, *, timeout: float = 60.0, interval: float = 0.2) ->
 DIABETES_COLUMNS = (
     "clinic_record_id,nhs_number,family_name,given_name,birth_date,sex,gp_practice_ods,"
     "clinic_ods,review_date,diabetes_type,hba1c_mmol_mol,"
-    + ",".join(f"phq9_q{i}" for i in range(1, 11)) + ","
+    + ",".join(f"phq9_q{i}" for i in range(1, 11))
+    + ","
     + ",".join(f"gad7_q{i}" for i in range(1, 8))
     + ",phq2_q1,phq2_q2,gad2_q1,gad2_q2,referrer_code,referrer_name,refer,consent_refer,"
     "consent_share_outcomes,reason"
@@ -240,14 +247,42 @@ def nhs_number(seed: int) -> str:
     return f"{digits}{check}"
 
 
-def diabetes_row(record_id: str, nhs: str, *, refer: str = "Y", consent: str = "Y",
-                 phq9: tuple[int, ...] = (2, 3, 1, 2, 2, 1, 2, 1, 0, 1)) -> str:
+def diabetes_row(
+    record_id: str,
+    nhs: str,
+    *,
+    refer: str = "Y",
+    consent: str = "Y",
+    phq9: tuple[int, ...] = (2, 3, 1, 2, 2, 1, 2, 1, 0, 1),
+) -> str:
     """One row of the diabetes-csv layout."""
     gad7 = (2, 2, 1, 2, 1, 1, 2)
     return ",".join(
-        [record_id, nhs, FAMILY_NAME, GIVEN_NAME, "1961-04-12", "F", "A81001", "RX101",
-         "2024-03-05", "T2", "64", *map(str, phq9), *map(str, gad7), "2", "3", "2", "2",
-         "G1234567", "Dr Example", refer, consent, "Y", "low mood"]
+        [
+            record_id,
+            nhs,
+            FAMILY_NAME,
+            GIVEN_NAME,
+            "1961-04-12",
+            "F",
+            "A81001",
+            "RX101",
+            "2024-03-05",
+            "T2",
+            "64",
+            *map(str, phq9),
+            *map(str, gad7),
+            "2",
+            "3",
+            "2",
+            "2",
+            "G1234567",
+            "Dr Example",
+            refer,
+            consent,
+            "Y",
+            "low mood",
+        ]
     )
 
 
@@ -255,6 +290,11 @@ def diabetes_csv(rows: list[dict[str, Any]]) -> bytes:
     """A diabetes-csv export: ``rows`` of ``diabetes_row`` keyword arguments."""
     lines = [DIABETES_COLUMNS]
     for row in rows:
-        lines.append(diabetes_row(row["record_id"], row["nhs"], **{
-            k: v for k, v in row.items() if k not in ("record_id", "nhs")}))
+        lines.append(
+            diabetes_row(
+                row["record_id"],
+                row["nhs"],
+                **{k: v for k, v in row.items() if k not in ("record_id", "nhs")},
+            )
+        )
     return ("\n".join(lines) + "\n").encode("utf-8")

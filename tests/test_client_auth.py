@@ -47,13 +47,17 @@ def secret_endpoint() -> Iterator[TokenEndpoint]:
 
 
 def _bearers(httpx_mock: HTTPXMock) -> list[str]:
-    return [r.headers.get("Authorization", "") for r in httpx_mock.get_requests()
-            if r.url.host != "127.0.0.1"]
+    return [
+        r.headers.get("Authorization", "")
+        for r in httpx_mock.get_requests()
+        if r.url.host != "127.0.0.1"
+    ]
 
 
 @only_remote
-def test_client_credentials_token_is_cached(httpx_mock: HTTPXMock,
-                                            secret_endpoint: TokenEndpoint) -> None:
+def test_client_credentials_token_is_cached(
+    httpx_mock: HTTPXMock, secret_endpoint: TokenEndpoint
+) -> None:
     """Three requests, one token fetch; every request carries that token."""
     httpx_mock.add_response(url=f"{FHIR}/metadata", json=CAPS, is_reusable=True)
     auth = ClientCredentials(secret_endpoint.url, "clinic-a", SECRET, scope="system/*.write")
@@ -65,8 +69,9 @@ def test_client_credentials_token_is_cached(httpx_mock: HTTPXMock,
 
 
 @only_remote
-def test_client_secret_post_is_accepted(httpx_mock: HTTPXMock,
-                                        secret_endpoint: TokenEndpoint) -> None:
+def test_client_secret_post_is_accepted(
+    httpx_mock: HTTPXMock, secret_endpoint: TokenEndpoint
+) -> None:
     """client_secret_post sends id and secret in the form and gets a token."""
     httpx_mock.add_response(url=f"{FHIR}/metadata", json=CAPS)
     auth = ClientCredentials(secret_endpoint.url, "clinic-a", SECRET, method="client_secret_post")
@@ -90,7 +95,8 @@ def test_token_refreshed_before_expiry(httpx_mock: HTTPXMock) -> None:
             client.capabilities()
     assert len(endpoint.issued) == 2
     assert _bearers(httpx_mock) == [f"Bearer {endpoint.issued[0]}"] * 2 + [
-        f"Bearer {endpoint.issued[1]}"]
+        f"Bearer {endpoint.issued[1]}"
+    ]
 
 
 @only_remote
@@ -103,8 +109,15 @@ def test_expired_token_401_refreshes_once_then_succeeds(
     def fhir(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers["Authorization"])
         if len(seen) == 1:
-            return httpx.Response(401, json={"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "expired", "diagnostics": "token expired"}]})
+            return httpx.Response(
+                401,
+                json={
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {"severity": "error", "code": "expired", "diagnostics": "token expired"}
+                    ],
+                },
+            )
         return httpx.Response(200, json=CAPS)
 
     httpx_mock.add_callback(fhir, url=f"{FHIR}/metadata", is_reusable=True)
@@ -123,8 +136,10 @@ def test_second_401_is_auth_error_without_looping(
     """A server that refuses every token gets exactly one refresh, then AuthError FI731."""
     httpx_mock.add_response(url=f"{FHIR}/metadata", status_code=401, is_reusable=True)
     auth = ClientCredentials(secret_endpoint.url, "clinic-a", SECRET)
-    with FhirClient(FHIR, auth=auth, retry=RetryPolicy()) as client, \
-            pytest.raises(AuthError) as caught:
+    with (
+        FhirClient(FHIR, auth=auth, retry=RetryPolicy()) as client,
+        pytest.raises(AuthError) as caught,
+    ):
         client.capabilities()
     assert caught.value.error_code == "FI731"
     assert len(secret_endpoint.issued) == 2
@@ -138,13 +153,23 @@ def test_wrong_secret_is_auth_error_that_never_shows_the_secret(
     wrong = "wrong-secret-also-private"
     auth = ClientCredentials(secret_endpoint.url, "clinic-a", wrong)
     caplog.set_level(logging.DEBUG)
-    with FhirClient("http://127.0.0.1:9/fhir", auth=auth) as client, \
-            pytest.raises(AuthError) as caught:
+    with (
+        FhirClient("http://127.0.0.1:9/fhir", auth=auth) as client,
+        pytest.raises(AuthError) as caught,
+    ):
         client.capabilities()
     assert caught.value.error_code == "FI733"
     assert secret_endpoint.refusals == ["invalid_client"]
-    shown = " ".join([str(caught.value), repr(caught.value), repr(auth), repr(client),
-                      str(caught.value.to_operation_outcome()), caplog.text])
+    shown = " ".join(
+        [
+            str(caught.value),
+            repr(caught.value),
+            repr(auth),
+            repr(client),
+            str(caught.value.to_operation_outcome()),
+            caplog.text,
+        ]
+    )
     assert wrong not in shown
     assert "invalid_client" in str(caught.value)
 
@@ -163,8 +188,9 @@ def test_smart_backend_services_assertion_is_verified(
     kind = RSAKey if alg == "RS384" else ECKey
     httpx_mock.add_response(url=f"{FHIR}/metadata", json=CAPS)
     with token_endpoint(TokenEndpoint("iapt-adapter", public_key=kind.import_key(public))) as ep:
-        auth = SmartBackendServices(ep.url, "iapt-adapter", key.as_pem(private=True), kid="k1",
-                                    alg=alg)  # type: ignore[arg-type]
+        auth = SmartBackendServices(
+            ep.url, "iapt-adapter", key.as_pem(private=True), kid="k1", alg=alg
+        )  # type: ignore[arg-type]
         with FhirClient(FHIR, auth=auth) as client:
             client.capabilities()
         assert ep.refusals == []
@@ -175,8 +201,13 @@ def test_smart_assertion_claims() -> None:
     """Assertions: iss=sub=client_id, aud=token URL, exp at most 5 minutes, a new jti each time."""
     key = RSAKey.generate_key(2048)
     clock = Clock()
-    auth = SmartBackendServices("https://auth.example.test/token", "iapt-adapter",
-                                key.as_pem(private=True), kid="k1", clock=clock)
+    auth = SmartBackendServices(
+        "https://auth.example.test/token",
+        "iapt-adapter",
+        key.as_pem(private=True),
+        kid="k1",
+        clock=clock,
+    )
     first = jwt.decode(auth.client_assertion(), key, algorithms=["RS384"])
     second = jwt.decode(auth.client_assertion(), key, algorithms=["RS384"])
     assert first.header == {"alg": "RS384", "kid": "k1", "typ": "JWT"}
@@ -190,12 +221,15 @@ def test_smart_assertion_signed_with_another_key_is_refused() -> None:
     """An assertion signed with a key the endpoint does not know is refused: AuthError FI733."""
     registered = RSAKey.generate_key(2048)
     other = RSAKey.generate_key(2048)
-    endpoint = TokenEndpoint("iapt-adapter",
-                             public_key=RSAKey.import_key(registered.as_pem(private=False)))
+    endpoint = TokenEndpoint(
+        "iapt-adapter", public_key=RSAKey.import_key(registered.as_pem(private=False))
+    )
     with token_endpoint(endpoint) as ep:
         auth = SmartBackendServices(ep.url, "iapt-adapter", other.as_pem(private=True), kid="k1")
-        with FhirClient("http://127.0.0.1:9/fhir", auth=auth) as client, \
-                pytest.raises(AuthError) as caught:
+        with (
+            FhirClient("http://127.0.0.1:9/fhir", auth=auth) as client,
+            pytest.raises(AuthError) as caught,
+        ):
             client.capabilities()
     assert caught.value.error_code == "FI733"
     assert ep.refusals == ["invalid_client"]
@@ -213,8 +247,13 @@ def test_smart_assertion_signed_with_another_key_is_refused() -> None:
 def test_unusable_private_keys_are_config_errors(alg: str, pem: object) -> None:
     """A key that does not fit the algorithm (type, curve, public only) is a ConfigError."""
     with pytest.raises(ConfigError):
-        SmartBackendServices("https://auth.example.test/token", "c", pem(), kid="k",  # type: ignore[operator]
-                             alg=alg)  # type: ignore[arg-type]
+        SmartBackendServices(
+            "https://auth.example.test/token",
+            "c",
+            pem(),
+            kid="k",  # type: ignore[operator]
+            alg=alg,
+        )  # type: ignore[arg-type]
 
 
 def test_reprs_hold_no_secrets() -> None:

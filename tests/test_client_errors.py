@@ -55,7 +55,8 @@ REQUEST = httpx.Request("GET", "https://fhir.example.test/R4/Patient?identifier=
 
 def _httpx_exceptions() -> dict[str, type[Exception]]:
     return {
-        name: obj for name, obj in vars(httpx).items()
+        name: obj
+        for name, obj in vars(httpx).items()
         if inspect.isclass(obj) and issubclass(obj, Exception)
     }
 
@@ -87,7 +88,9 @@ def test_each_httpx_exception_is_translated(name: str) -> None:
     assert isinstance(error.__cause__, cls)
     if isinstance(error, DeliveryError):
         assert error.retryable is retried
-        assert error.request == RequestInfo("GET", "https://fhir.example.test/R4/Patient?identifier=*")
+        assert error.request == RequestInfo(
+            "GET", "https://fhir.example.test/R4/Patient?identifier=*"
+        )
     assert "9434765919" not in str(error)
 
 
@@ -117,8 +120,10 @@ def test_tls_refusals_are_final_but_dropped_tls_is_retried(
     [
         ("https://fhir.example.test/R4", "https://fhir.example.test/R4"),
         ("https://user:pw@fhir.example.test/R4/Patient", "https://fhir.example.test/R4/Patient"),
-        ("https://h.test/R4/Patient?identifier=a|1&_count=2",
-         "https://h.test/R4/Patient?identifier=*&_count=*"),
+        (
+            "https://h.test/R4/Patient?identifier=a|1&_count=2",
+            "https://h.test/R4/Patient?identifier=*&_count=*",
+        ),
     ],
 )
 def test_redacted_url(url: str, shown: str) -> None:

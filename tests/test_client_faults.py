@@ -135,7 +135,11 @@ def test_retry_is_logged_as_fields_without_the_query(caplog: pytest.LogCaptureFi
     [record] = [r for r in caplog.records if r.name == "fhir_iapt.client"]
     fields = vars(record)
     assert (fields["event"], fields["method"], fields["attempt"], fields["http_status"]) == (
-        "request failed, retrying", "POST", 1, 503)
+        "request failed, retrying",
+        "POST",
+        1,
+        503,
+    )
     assert "?" not in fields["url"]
 
 

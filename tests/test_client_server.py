@@ -83,8 +83,12 @@ def test_batch_reports_each_entry(client: FhirClient) -> None:
     """In a batch the good entry is stored and the bad one is reported with its own outcome."""
     tag = f"batch-{uuid.uuid4()}"
     good = {
-        "resource": {"resourceType": "Basic", "id": tag, "code": {"text": "batch test"},
-                     "identifier": [{"system": TEST_SYSTEM, "value": tag}]},
+        "resource": {
+            "resourceType": "Basic",
+            "id": tag,
+            "code": {"text": "batch test"},
+            "identifier": [{"system": TEST_SYSTEM, "value": tag}],
+        },
         "request": {"method": "PUT", "url": f"Basic/{tag}"},
     }
     bad = copy.deepcopy(referral_bundle(tag)["entry"][1])
@@ -138,12 +142,18 @@ def test_search_follows_next_links(client: FhirClient) -> None:
     """With follow_next, a search paged two at a time returns every match."""
     tag = f"page-{uuid.uuid4()}"
     for n in range(5):
-        client.update({"resourceType": "Basic", "id": f"{tag}-{n}",
-                       "identifier": [{"system": TEST_SYSTEM, "value": tag}],
-                       "code": {"text": "paging test"}})
+        client.update(
+            {
+                "resourceType": "Basic",
+                "id": f"{tag}-{n}",
+                "identifier": [{"system": TEST_SYSTEM, "value": tag}],
+                "code": {"text": "paging test"},
+            }
+        )
     one_page = client.search("Basic", {"identifier": f"{TEST_SYSTEM}|{tag}", "_count": "2"})
-    every = client.search("Basic", {"identifier": f"{TEST_SYSTEM}|{tag}", "_count": "2"},
-                          follow_next=True)
+    every = client.search(
+        "Basic", {"identifier": f"{TEST_SYSTEM}|{tag}", "_count": "2"}, follow_next=True
+    )
     assert len(one_page["entry"]) == 2
     ids = sorted(entry["resource"]["id"] for entry in every["entry"])
     assert ids == [f"{tag}-{n}" for n in range(5)]
@@ -167,9 +177,13 @@ def test_async_client_round_trip(fhir_server: str) -> None:
             first = await client.transaction(bundle)
             second = await client.transaction(bundle)
             found = await client.search(
-                "Patient", {"identifier": f"{NHS_NUMBER}|{unique_nhs_number(tag)}"})
-            return ([e.status for e in first.entries], [e.status for e in second.entries],
-                    len(found.get("entry", [])))
+                "Patient", {"identifier": f"{NHS_NUMBER}|{unique_nhs_number(tag)}"}
+            )
+            return (
+                [e.status for e in first.entries],
+                [e.status for e in second.entries],
+                len(found.get("entry", [])),
+            )
 
     first, second, patients = asyncio.run(run())
     assert first == [201, 201, 201]

@@ -35,26 +35,39 @@ def _name(common: str) -> x509.Name:
 
 def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
     path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
 
 
-def _issue(common: str, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-           *, server: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _issue(
+    common: str,
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
+    *,
+    server: bool = False,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     issuer_name, signer = (ca[0].subject, ca[1]) if ca else (_name(common), key)
-    builder = (x509.CertificateBuilder().subject_name(_name(common)).issuer_name(issuer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None),
-                              critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None), critical=True)
+    )
     if server:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+            critical=False,
+        )
     return builder.sign(signer, hashes.SHA256()), key
 
 
@@ -122,8 +135,10 @@ def test_ca_bundle_and_client_certificate_connect(https_server: str, pki: Pki) -
 
 def test_server_not_in_default_trust_is_a_final_tls_error(https_server: str, pki: Pki) -> None:
     """Without the CA bundle the server is not trusted: FI714, one attempt, not retried."""
-    with FhirClient(https_server, cert=_pair(pki.client), retry=RetryPolicy()) as client, \
-            pytest.raises(DeliveryError) as caught:
+    with (
+        FhirClient(https_server, cert=_pair(pki.client), retry=RetryPolicy()) as client,
+        pytest.raises(DeliveryError) as caught,
+    ):
         client.capabilities()
     assert caught.value.error_code == "FI714"
     assert not caught.value.retryable
@@ -132,8 +147,10 @@ def test_server_not_in_default_trust_is_a_final_tls_error(https_server: str, pki
 def test_client_certificate_from_another_ca_is_refused(https_server: str, pki: Pki) -> None:
     """A client certificate the server does not trust is a final TLS error (FI714), one try."""
     retry = RetryPolicy(attempts=2, sleep=lambda _: None)
-    with FhirClient(https_server, verify=pki.ca, cert=_pair(pki.stranger), retry=retry) as client, \
-            pytest.raises(DeliveryError) as caught:
+    with (
+        FhirClient(https_server, verify=pki.ca, cert=_pair(pki.stranger), retry=retry) as client,
+        pytest.raises(DeliveryError) as caught,
+    ):
         client.capabilities()
     assert caught.value.error_code == "FI714"
     assert attempts_of(caught.value) == 1
@@ -144,5 +161,8 @@ def test_missing_certificate_files_are_config_errors(tmp_path: Path, pki: Pki) -
     with pytest.raises(ConfigError):
         FhirClient("https://127.0.0.1:9/fhir", verify=tmp_path / "none.pem")
     with pytest.raises(ConfigError):
-        FhirClient("https://127.0.0.1:9/fhir", verify=pki.ca,
-                   cert=(tmp_path / "none.crt", tmp_path / "none.key"))
+        FhirClient(
+            "https://127.0.0.1:9/fhir",
+            verify=pki.ca,
+            cert=(tmp_path / "none.crt", tmp_path / "none.key"),
+        )

@@ -61,8 +61,7 @@ def register_file(tmp_path: Path) -> Path:
 def relay(tmp_path: Path, register_file: Path) -> Iterator[TestClient]:
     settings = make_settings(
         tmp_path / "data",
-        intake={"warm_up": False, "validation": "once",
-                "consent_registers": [str(register_file)]},
+        intake={"warm_up": False, "validation": "once", "consent_registers": [str(register_file)]},
         outcomes={"default_destination": "clinic"},
     )
     with TestClient(create_app(settings)) as client:
@@ -73,14 +72,16 @@ def test_running_relay_honours_a_withdrawal_without_a_restart(
     relay: TestClient, register_file: Path
 ) -> None:
     """After the register records W, the running relay sends no more of that patient's QRs."""
-    first = relay.post("/outcomes", content=_qr("2024-03-01T10:00:00Z"),
-                       headers={**FHIR_JSON, **auth("iapt")})
+    first = relay.post(
+        "/outcomes", content=_qr("2024-03-01T10:00:00Z"), headers={**FHIR_JSON, **auth("iapt")}
+    )
     assert first.status_code == 202, first.text
     assert len(first.json()["accepted"]) == 1
 
     _replace(register_file, _register_text("W"))
-    second = relay.post("/outcomes", content=_qr("2024-03-08T10:00:00Z"),
-                        headers={**FHIR_JSON, **auth("iapt")})
+    second = relay.post(
+        "/outcomes", content=_qr("2024-03-08T10:00:00Z"), headers={**FHIR_JSON, **auth("iapt")}
+    )
     assert second.status_code == 200, second.text
     body = second.json()
     assert body["accepted"] == []
@@ -92,8 +93,9 @@ def test_running_relay_refuses_to_decide_on_a_broken_register(
 ) -> None:
     """A register that became malformed stops outcome intake with 503 (fails closed)."""
     _replace(register_file, "nhs_number,consent_share_outcomes\n123,Y\n")
-    response = relay.post("/outcomes", content=_qr("2024-03-01T10:00:00Z"),
-                          headers={**FHIR_JSON, **auth("iapt")})
+    response = relay.post(
+        "/outcomes", content=_qr("2024-03-01T10:00:00Z"), headers={**FHIR_JSON, **auth("iapt")}
+    )
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert response.json()["resourceType"] == "OperationOutcome"
@@ -108,8 +110,11 @@ def test_episode_rows_through_the_relay_follow_a_register_withdrawal(
     assert QR_NHS in row.split(",")
     body = f"{EPISODE_HEADER}\n{row}\n".encode()
     _replace(register_file, _register_text("W"))
-    response = relay.post("/outcomes?mapping=iapt-outcomes", content=body,
-                          headers={"Content-Type": "text/csv", **auth("iapt")})
+    response = relay.post(
+        "/outcomes?mapping=iapt-outcomes",
+        content=body,
+        headers={"Content-Type": "text/csv", **auth("iapt")},
+    )
     assert response.status_code == 200, response.text
     assert [s["reason"] for s in response.json()["skipped"]] == ["outcomes-consent-withdrawn"]
 
@@ -117,12 +122,22 @@ def test_episode_rows_through_the_relay_follow_a_register_withdrawal(
 def test_library_and_relay_share_the_gate(register_file: Path) -> None:
     """The library path with ConsentFiles reads a change on disk for the next record."""
     files = ConsentFiles([register_file])
-    [sent] = convert_bytes(_qr("2024-03-01T10:00:00Z"), name="qr.json",
-                           mapping="questionnaire-response", consent=files, validation="none")
+    [sent] = convert_bytes(
+        _qr("2024-03-01T10:00:00Z"),
+        name="qr.json",
+        mapping="questionnaire-response",
+        consent=files,
+        validation="none",
+    )
     assert isinstance(sent, Converted)
     _replace(register_file, _register_text("N"))
-    [held] = convert_bytes(_qr("2024-03-08T10:00:00Z"), name="qr.json",
-                           mapping="questionnaire-response", consent=files, validation="none")
+    [held] = convert_bytes(
+        _qr("2024-03-08T10:00:00Z"),
+        name="qr.json",
+        mapping="questionnaire-response",
+        consent=files,
+        validation="none",
+    )
     assert isinstance(held, Skipped)
     assert held.reason == "outcomes-consent-withheld"
 
@@ -133,12 +148,17 @@ def test_worker_processes_read_the_register_live(tmp_path: Path, register_file: 
     lines = [json.loads(_qr(f"2024-03-{day:02d}T10:00:00Z")) for day in range(1, 4)]
     export.write_text("\n".join(json.dumps(r) for r in lines) + "\n", encoding="utf-8")
     _replace(register_file, _register_text("W"))
-    results = list(convert_files([export], mapping="questionnaire-response",
-                                 consent=ConsentFiles([register_file]), validation="none",
-                                 workers=2))
+    results = list(
+        convert_files(
+            [export],
+            mapping="questionnaire-response",
+            consent=ConsentFiles([register_file]),
+            validation="none",
+            workers=2,
+        )
+    )
     assert [type(r) for r in results] == [Skipped, Skipped, Skipped]
-    assert {r.reason for r in results if isinstance(r, Skipped)} == {
-        "outcomes-consent-withdrawn"}
+    assert {r.reason for r in results if isinstance(r, Skipped)} == {"outcomes-consent-withdrawn"}
 
 
 def test_cli_reads_consent_through_the_same_gate(tmp_path: Path, register_file: Path) -> None:
@@ -148,9 +168,20 @@ def test_cli_reads_consent_through_the_same_gate(tmp_path: Path, register_file: 
     _replace(register_file, _register_text("N"))
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "-m", "fhir_iapt.cli", "outcomes", str(qr), "--consent",
-         str(register_file), "--out", str(out)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "fhir_iapt.cli",
+            "outcomes",
+            str(qr),
+            "--consent",
+            str(register_file),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -174,10 +205,12 @@ GATE_CASES: list[tuple[str, Any, str | None, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "carried", "recorded", "expected"), GATE_CASES,
-                         ids=[c[0] for c in GATE_CASES])
-def test_gate_rule_table(case: str, carried: Any, recorded: str | None,
-                         expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("case", "carried", "recorded", "expected"), GATE_CASES, ids=[c[0] for c in GATE_CASES]
+)
+def test_gate_rule_table(
+    case: str, carried: Any, recorded: str | None, expected: str | None
+) -> None:
     """Only Y lets an outcome out; a register row can only make the decision stricter."""
     register = ConsentRegister({QR_NHS: recorded} if recorded is not None else {"9912003888": "Y"})
     decision = outcome_consent_gate(register, carried=carried, nhs_number=QR_NHS)
@@ -197,19 +230,30 @@ def test_broken_register_file_raises_rather_than_deciding(register_file: Path) -
     files = ConsentFiles([register_file])
     _replace(register_file, "nhs_number,consent_share_outcomes\n9000000009,maybe\n")
     with pytest.raises(ConfigError):
-        convert_bytes(_qr("2024-03-01T10:00:00Z"), name="qr.json",
-                      mapping="questionnaire-response", consent=files, validation="none")
+        convert_bytes(
+            _qr("2024-03-01T10:00:00Z"),
+            name="qr.json",
+            mapping="questionnaire-response",
+            consent=files,
+            validation="none",
+        )
 
 
 def test_questionnaire_responses_by_named_mapping_take_the_same_path(relay: TestClient) -> None:
     """?mapping=questionnaire-response with NDJSON is the same pipeline as fhir+json; on
     /referrals the same mapping is refused (it makes outcomes, not referrals)."""
     body = _qr("2024-04-01T10:00:00Z") + b"\n"
-    taken = relay.post("/outcomes?mapping=questionnaire-response", content=body,
-                       headers={"Content-Type": "application/x-ndjson", **auth("iapt")})
+    taken = relay.post(
+        "/outcomes?mapping=questionnaire-response",
+        content=body,
+        headers={"Content-Type": "application/x-ndjson", **auth("iapt")},
+    )
     assert taken.status_code == 202, taken.text
     assert len(taken.json()["accepted"]) == 1
-    refused = relay.post("/referrals?mapping=questionnaire-response", content=body,
-                         headers={"Content-Type": "application/x-ndjson", **auth("clinic")})
+    refused = relay.post(
+        "/referrals?mapping=questionnaire-response",
+        content=body,
+        headers={"Content-Type": "application/x-ndjson", **auth("clinic")},
+    )
     assert refused.status_code == 422
     assert "not referrals" in refused.text

@@ -28,8 +28,14 @@ def _lines(path: Path) -> list[dict[str, object]]:
 
 def test_clean_export_exits_0_and_writes_bundles_rejects_and_summary(tmp_path: Path) -> None:
     """A valid export: exit 0, one bundle per referred+consented visit, an empty rejects file."""
-    code, _ = _run("convert", str(EXAMPLES / "diabetes.csv"), "--mapping", "diabetes-csv",
-                   "--out", str(tmp_path))
+    code, _ = _run(
+        "convert",
+        str(EXAMPLES / "diabetes.csv"),
+        "--mapping",
+        "diabetes-csv",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     summary = orjson.loads((tmp_path / "summary.json").read_bytes())
     bundles = _lines(tmp_path / "bundles.ndjson")
@@ -62,8 +68,14 @@ def test_some_rejected_records_exit_1_and_the_good_ones_are_still_written(tmp_pa
 
 def test_unknown_mapping_exits_2_with_an_operation_outcome(tmp_path: Path) -> None:
     """A mapping name that does not exist is a usage error: exit 2, OperationOutcome, no output."""
-    code, output = _run("convert", str(EXAMPLES / "diabetes.csv"), "--mapping", "no-such-mapping",
-                        "--out", str(tmp_path / "out"))
+    code, output = _run(
+        "convert",
+        str(EXAMPLES / "diabetes.csv"),
+        "--mapping",
+        "no-such-mapping",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert code == 2
     assert '"resourceType": "OperationOutcome"' in output
     assert not (tmp_path / "out").exists()
@@ -75,8 +87,14 @@ def test_broken_mapping_file_is_reported_with_its_line_before_any_record(tmp_pat
     broken = tmp_path / "broken.yaml"
     broken.write_text(text.replace("fields:", "feilds:", 1), encoding="utf-8")
     line = next(i for i, s in enumerate(broken.read_text().splitlines(), 1) if "feilds" in s)
-    code, output = _run("convert", str(EXAMPLES / "diabetes.csv"), "--mapping", str(broken),
-                        "--out", str(tmp_path / "out"))
+    code, output = _run(
+        "convert",
+        str(EXAMPLES / "diabetes.csv"),
+        "--mapping",
+        str(broken),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert code == 2
     assert "broken.yaml" in output
     assert f"line {line}" in output
@@ -84,8 +102,16 @@ def test_broken_mapping_file_is_reported_with_its_line_before_any_record(tmp_pat
 
 def test_bulk_layout_writes_one_ndjson_per_resource_type(tmp_path: Path) -> None:
     """--layout bulk: <Type>.ndjson files whose references point at <Type>/<id> in the set."""
-    code, _ = _run("convert", str(EXAMPLES / "cardiac.json"), "--mapping", "cardiac-json",
-                   "--out", str(tmp_path), "--layout", "bulk")
+    code, _ = _run(
+        "convert",
+        str(EXAMPLES / "cardiac.json"),
+        "--mapping",
+        "cardiac-json",
+        "--out",
+        str(tmp_path),
+        "--layout",
+        "bulk",
+    )
     assert code == 0
     files = {p.stem: _lines(p) for p in tmp_path.glob("*.ndjson") if p.stem != "rejects"}
     assert {"Patient", "ServiceRequest", "QuestionnaireResponse", "Observation"} <= set(files)
@@ -96,8 +122,16 @@ def test_bulk_layout_writes_one_ndjson_per_resource_type(tmp_path: Path) -> None
 
 def test_xml_format_writes_fhir_xml(tmp_path: Path) -> None:
     """--format xml writes FHIR XML Bundles in the FHIR namespace."""
-    code, _ = _run("convert", str(EXAMPLES / "respiratory.xml"), "--mapping", "respiratory-xml",
-                   "--out", str(tmp_path), "--format", "xml")
+    code, _ = _run(
+        "convert",
+        str(EXAMPLES / "respiratory.xml"),
+        "--mapping",
+        "respiratory-xml",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "xml",
+    )
     assert code == 0
     xml_files = list(tmp_path.rglob("*.xml"))
     assert xml_files
@@ -110,8 +144,16 @@ def test_two_workers_give_the_same_output_as_one(tmp_path: Path) -> None:
     rows = (EXAMPLES / "diabetes.csv").read_text(encoding="utf-8").splitlines()
     big.write_text("\n".join([rows[0], *(rows[1:] * 60)]) + "\n", encoding="utf-8")
     for workers in ("1", "2"):
-        code, _ = _run("convert", str(big), "--mapping", "diabetes-csv",
-                       "--out", str(tmp_path / workers), "--workers", workers)
+        code, _ = _run(
+            "convert",
+            str(big),
+            "--mapping",
+            "diabetes-csv",
+            "--out",
+            str(tmp_path / workers),
+            "--workers",
+            workers,
+        )
         assert code == 0
     assert (tmp_path / "1" / "bundles.ndjson").read_bytes() == (
         tmp_path / "2" / "bundles.ndjson"
@@ -126,9 +168,18 @@ def test_installed_command_runs_as_a_process(tmp_path: Path) -> None:
     exe = shutil.which("fhir-iapt", path=str(Path(sys.executable).parent))
     assert exe is not None
     proc = subprocess.run(
-        [exe, "convert", str(EXAMPLES / "cardiac.ndjson"), "--mapping", "cardiac-json",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        [
+            exe,
+            "convert",
+            str(EXAMPLES / "cardiac.ndjson"),
+            "--mapping",
+            "cardiac-json",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "bundles.ndjson").stat().st_size > 0
@@ -137,7 +188,13 @@ def test_installed_command_runs_as_a_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize("missing", ["nope.csv"])
 def test_missing_input_file_is_a_usage_error(tmp_path: Path, missing: str) -> None:
     """An input path that does not exist: exit 2 before anything is written."""
-    code, _ = _run("convert", str(tmp_path / missing), "--mapping", "diabetes-csv",
-                   "--out", str(tmp_path / "out"))
+    code, _ = _run(
+        "convert",
+        str(tmp_path / missing),
+        "--mapping",
+        "diabetes-csv",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert code == 2
     assert not (tmp_path / "out").exists()

@@ -98,8 +98,13 @@ def test_bulk_layout_one_file_per_type(tmp_path: Path) -> None:
     """Bulk output has one <Type>.ndjson per resource type holding the unbundled resources."""
     files = _bulk(tmp_path, [_converted()])
     assert sorted(files) == [
-        "Condition", "Observation", "Patient", "Practitioner", "PractitionerRole",
-        "QuestionnaireResponse", "ServiceRequest",
+        "Condition",
+        "Observation",
+        "Patient",
+        "Practitioner",
+        "PractitionerRole",
+        "QuestionnaireResponse",
+        "ServiceRequest",
     ]
     assert len(files["Observation"]) == 4  # HbA1c, FEV1, PHQ-9 score, GAD-7 score
     assert len(files["QuestionnaireResponse"]) == 2
@@ -170,8 +175,7 @@ def test_xml_replaces_previous_run(tmp_path: Path) -> None:
 def test_rejects_file_holds_operation_outcomes(tmp_path: Path) -> None:
     """Each rejected record is one OperationOutcome line saying where and the error code."""
     where = Location(file="clinic.csv", row=4, field="nhs_number")
-    error = RecordError("NHS number fails the modulus 11 check", location=where,
-                        error_code="FI301")
+    error = RecordError("NHS number fails the modulus 11 check", location=where, error_code="FI301")
     with RejectsWriter(tmp_path) as rejects:
         rejects.write(Rejected(error, where))
     [outcome] = _lines(tmp_path / "rejects.ndjson")
@@ -190,11 +194,16 @@ def test_empty_rejects_file_is_written(tmp_path: Path) -> None:
 
 def test_summary_json(tmp_path: Path) -> None:
     """write_summary writes sorted, indented JSON and nothing else."""
-    path = write_summary(tmp_path, {"records": 3, "converted": 1,
-                                    "skipped": {"not-referred": 2}, "inputs": ["a.csv"]})
+    path = write_summary(
+        tmp_path,
+        {"records": 3, "converted": 1, "skipped": {"not-referred": 2}, "inputs": ["a.csv"]},
+    )
     assert path == tmp_path / "summary.json"
     assert json.loads(path.read_text()) == {
-        "converted": 1, "inputs": ["a.csv"], "records": 3, "skipped": {"not-referred": 2},
+        "converted": 1,
+        "inputs": ["a.csv"],
+        "records": 3,
+        "skipped": {"not-referred": 2},
     }
     assert path.read_text().index('"converted"') < path.read_text().index('"records"')
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]

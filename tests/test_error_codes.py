@@ -26,7 +26,8 @@ _PACKAGE = Path(fhir_iapt.__file__).resolve().parent
 
 def _code_system() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(
-        (profiles_dir() / "CodeSystem-error-code.json").read_text(encoding="utf-8"))
+        (profiles_dir() / "CodeSystem-error-code.json").read_text(encoding="utf-8")
+    )
     return data
 
 
@@ -44,8 +45,11 @@ def _used_in_package() -> dict[str, list[str]]:
 
 
 def _error_classes() -> list[type[errors.FhirIaptError]]:
-    return [obj for _, obj in inspect.getmembers(errors, inspect.isclass)
-            if issubclass(obj, errors.FhirIaptError)]
+    return [
+        obj
+        for _, obj in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(obj, errors.FhirIaptError)
+    ]
 
 
 def test_scan_finds_codes_the_package_is_known_to_use() -> None:
@@ -59,8 +63,7 @@ def test_scan_finds_codes_the_package_is_known_to_use() -> None:
 
 def test_every_code_the_package_uses_is_registered() -> None:
     """No FIxxx literal in fhir_iapt/ is missing from the error-code CodeSystem."""
-    missing = {code: files for code, files in _used_in_package().items()
-               if code not in _defined()}
+    missing = {code: files for code, files in _used_in_package().items() if code not in _defined()}
     assert missing == {}
 
 
@@ -78,10 +81,23 @@ def test_each_exception_class_code_is_registered(cls: type[errors.FhirIaptError]
 def test_exception_classes_are_the_documented_tree() -> None:
     """errors.py has the exception classes its docstring lists (so the check above covers them)."""
     names = {cls.__name__ for cls in _error_classes()}
-    assert names == {"FhirIaptError", "ReadError", "MappingError", "RecordError", "ScoringError",
-                     "ProfileError", "EmitError", "DeliveryError", "TransportError",
-                     "ServerError", "AuthError", "ConfigError", "RelayError",
-                     "RequestRefusedError", "AccessDeniedError"}
+    assert names == {
+        "FhirIaptError",
+        "ReadError",
+        "MappingError",
+        "RecordError",
+        "ScoringError",
+        "ProfileError",
+        "EmitError",
+        "DeliveryError",
+        "TransportError",
+        "ServerError",
+        "AuthError",
+        "ConfigError",
+        "RelayError",
+        "RequestRefusedError",
+        "AccessDeniedError",
+    }
 
 
 def test_code_system_is_complete_with_unique_described_codes() -> None:
@@ -101,9 +117,16 @@ def test_code_system_is_complete_with_unique_described_codes() -> None:
 
 def test_definitions_name_the_stage_of_the_code_range() -> None:
     """Each definition starts with the stage its code range belongs to (errors.py's tree)."""
-    stages = {"0": ("General",), "1": ("Read",), "2": ("Map",),
-              "3": ("Map", "Score", "Outcomes", "Build"), "4": ("Validate",), "6": ("Emit",),
-              "7": ("Push",), "8": ("Config", "Relay")}
+    stages = {
+        "0": ("General",),
+        "1": ("Read",),
+        "2": ("Map",),
+        "3": ("Map", "Score", "Outcomes", "Build"),
+        "4": ("Validate",),
+        "6": ("Emit",),
+        "7": ("Push",),
+        "8": ("Config", "Relay"),
+    }
     for concept in _code_system()["concept"]:
         code, definition = concept["code"], concept["definition"]
         assert definition.startswith(stages[code[2]]), code
@@ -128,8 +151,11 @@ def test_registry_codes_are_unique_and_in_their_stage_range() -> None:
 
 #: Exceptions used only as internal signals inside one module, always caught there and turned
 #: into Issues of a FhirIaptError (they never reach a caller).
-INTERNAL_SIGNALS = {"fhir_iapt.mapping._types.Invalid", "fhir_iapt.mapping._tables.TableProblem",
-                    "fhir_iapt.relay.settings._NotJson"}
+INTERNAL_SIGNALS = {
+    "fhir_iapt.mapping._types.Invalid",
+    "fhir_iapt.mapping._tables.TableProblem",
+    "fhir_iapt.relay.settings._NotJson",
+}
 
 
 def test_every_error_class_is_in_the_fhir_iapt_error_tree() -> None:
@@ -144,7 +170,10 @@ def test_every_error_class_is_in_the_fhir_iapt_error_tree() -> None:
             continue
         module = importlib.import_module(info.name)
         for _, obj in inspect.getmembers(module, inspect.isclass):
-            if (obj.__module__ == module.__name__ and issubclass(obj, BaseException)
-                    and not issubclass(obj, errors.FhirIaptError)):
+            if (
+                obj.__module__ == module.__name__
+                and issubclass(obj, BaseException)
+                and not issubclass(obj, errors.FhirIaptError)
+            ):
                 outside.add(f"{obj.__module__}.{obj.__qualname__}")
     assert outside == INTERNAL_SIGNALS

@@ -13,8 +13,20 @@ import pytest
 LAYERS: list[tuple[str, set[str]]] = [
     # shared leaves: errors, identifiers, data files, canonical records and results, the
     # clinical rules (instrument tables, thresholds, NHS outcome definitions)
-    ("shared", {"errors", "error_codes", "systems", "nhs_number", "_data", "_logging",
-                "records", "results", "scoring"}),
+    (
+        "shared",
+        {
+            "errors",
+            "error_codes",
+            "systems",
+            "nhs_number",
+            "_data",
+            "_logging",
+            "records",
+            "results",
+            "scoring",
+        },
+    ),
     ("read", {"sources"}),
     ("map", {"mapping"}),
     ("build and validate", {"fhir"}),

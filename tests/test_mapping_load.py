@@ -77,8 +77,10 @@ def test_broken_mapping_is_located(file: str, line: int, key: str | None, text: 
 
 def test_all_problems_of_a_file_are_reported_together(tmp_path: Path) -> None:
     """Two broken fields in one file are both reported, each with its own line."""
-    text = (BROKEN / "unknown-type.yaml").read_text().replace(
-        "clinic_ods: {from: clinic, type: ods}", "clinic_ods: {from: clinic, type: odz}"
+    text = (
+        (BROKEN / "unknown-type.yaml")
+        .read_text()
+        .replace("clinic_ods: {from: clinic, type: ods}", "clinic_ods: {from: clinic, type: odz}")
     )
     path = tmp_path / "two.yaml"
     path.write_text(text)

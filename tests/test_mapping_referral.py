@@ -112,16 +112,24 @@ def test_first_diabetes_row_is_exactly_the_hand_written_record() -> None:
         clinic_ods="RZZ50",
         event_date=date(2026, 2, 11),
         patient=PatientData(
-            nhs_number="9990000018", family="Hartley", given=("Amelia",),
-            birth_date=date(1958, 3, 14), sex="female", gp_practice_ods="Z99001",
+            nhs_number="9990000018",
+            family="Hartley",
+            given=("Amelia",),
+            birth_date=date(1958, 3, 14),
+            sex="female",
+            gp_practice_ods="Z99001",
             nhs_number_verification="02",
         ),
         referral=ReferralData(
-            decision=True, consent_to_refer=True, consent_to_share_outcomes=True,
-            referrer_id="555000000101", referrer_id_system="https://fhir.nhs.uk/Id/sds-user-id",
-            referrer_name="Dr Example Clinician 1", source_snomed=None,
+            decision=True,
+            consent_to_refer=True,
+            consent_to_share_outcomes=True,
+            referrer_id="555000000101",
+            referrer_id_system="https://fhir.nhs.uk/Id/sds-user-id",
+            referrer_name="Dr Example Clinician 1",
+            source_snomed=None,
             reason="Low mood and worry about managing a long-term condition, agreed to IAPT-LTC"
-                   " referral",
+            " referral",
             performer_ods="RZZ10",
         ),
         conditions=(ConditionData("44054006", "Type 2 diabetes mellitus", None),),
@@ -191,15 +199,19 @@ CSV_CASES = [
     pytest.param({"nhs_number": "9990000019"}, [("FI301", "nhs_number")], id="bad-check-digit"),
     pytest.param({"nhs_number": "99900000"}, [("FI301", "nhs_number")], id="nhs-not-10-digits"),
     pytest.param({"nhs_number": " "}, [("FI302", "nhs_number")], id="nhs-blank"),
-    pytest.param({"review_date": "2099-01-01"}, [("FI301", "review_date")],
-                 id="future-date-reported-once"),
+    pytest.param(
+        {"review_date": "2099-01-01"}, [("FI301", "review_date")], id="future-date-reported-once"
+    ),
     pytest.param({"birth_date": "31/02/1960"}, [("FI301", "birth_date")], id="impossible-31-feb"),
     pytest.param({"birth_date": "1960-13-01"}, [("FI301", "birth_date")], id="month-13"),
     pytest.param({"birth_date": "14 March 1958"}, [("FI301", "birth_date")], id="unknown-format"),
     pytest.param({"phq9_q3": "4"}, [("FI303", "phq9_q3")], id="answer-4"),
     pytest.param({"gad7_q1": "-1"}, [("FI303", "gad7_q1")], id="answer-negative"),
-    pytest.param({"phq9_q2": "", "phq9_q7": ""},
-                 [("FI303", "phq9_q2"), ("FI303", "phq9_q7")], id="partial-phq9"),
+    pytest.param(
+        {"phq9_q2": "", "phq9_q7": ""},
+        [("FI303", "phq9_q2"), ("FI303", "phq9_q7")],
+        id="partial-phq9",
+    ),
     pytest.param({"phq9_q10": ""}, [], id="phq9-item-10-optional"),
     pytest.param({"diabetes_type": "T3"}, [("FI301", "diabetes_type")], id="unknown-diabetes-type"),
     pytest.param({"diabetes_type": ""}, [("FI302", "diabetes_type")], id="diabetes-type-blank"),
@@ -210,12 +222,14 @@ CSV_CASES = [
     pytest.param({"clinic_ods": "R!"}, [("FI301", "clinic_ods")], id="bad-ods"),
     pytest.param(
         {"nhs_number": "9990000019", "review_date": "31/02/2026", "gad7_q7": "9", "sex": "?"},
-        [("FI301", "review_date"), ("FI301", "nhs_number"), ("FI301", "sex"),
-         ("FI303", "gad7_q7")],
+        [("FI301", "review_date"), ("FI301", "nhs_number"), ("FI301", "sex"), ("FI303", "gad7_q7")],
         id="all-issues-collected",
     ),
-    pytest.param({"refer": "N", "consent_refer": "", "nhs_number": "123"},
-                 [("FI301", "nhs_number")], id="not-referred-but-bad-still-rejected"),
+    pytest.param(
+        {"refer": "N", "consent_refer": "", "nhs_number": "123"},
+        [("FI301", "nhs_number")],
+        id="not-referred-but-bad-still-rejected",
+    ),
 ]
 
 
@@ -261,47 +275,56 @@ def _resp_first_visit(old: str, new: str) -> bytes:
 
 XML_CASES = [
     pytest.param(
-        'code="13645005">COPD', 'code="35489007">Depression',
+        'code="13645005">COPD',
+        'code="35489007">Depression',
         [("FI301", 1, 7, "/RespiratoryClinicExport/Visit[1]/Diagnosis[1]", "@code")],
         id="unknown-condition-code",
     ),
     pytest.param(
-        'scheme="SNOMED" code="13645005"', 'scheme="READ" code="13645005"',
+        'scheme="SNOMED" code="13645005"',
+        'scheme="READ" code="13645005"',
         [("FI301", 1, 7, "/RespiratoryClinicExport/Visit[1]/Diagnosis[1]", "@scheme")],
         id="diagnosis-not-snomed",
     ),
     pytest.param(
-        '<Answer item="4">3</Answer>', '<Answer item="4">4</Answer>',
+        '<Answer item="4">3</Answer>',
+        '<Answer item="4">4</Answer>',
         [("FI303", 1, 14, "/RespiratoryClinicExport/Visit[1]/Screening[1]", ".")],
         id="answer-4",
     ),
     pytest.param(
-        '      <Answer item="3">1</Answer>\n', '',
+        '      <Answer item="3">1</Answer>\n',
+        "",
         [("FI303", 1, 10, "/RespiratoryClinicExport/Visit[1]/Screening[1]", "item 3")],
         id="partial-phq9-names-missing-item",
     ),
     pytest.param(
-        '<Answer item="4">3</Answer>', '<Answer item="11">3</Answer>',
+        '<Answer item="4">3</Answer>',
+        '<Answer item="11">3</Answer>',
         [("FI303", 1, 14, "/RespiratoryClinicExport/Visit[1]/Screening[1]", "@item")],
         id="item-number-out-of-range",
     ),
     pytest.param(
-        'instrument="GAD-7"', 'instrument="BDI"',
+        'instrument="GAD-7"',
+        'instrument="BDI"',
         [("FI301", 1, 22, "/RespiratoryClinicExport/Visit[1]/Screening[2]", "@instrument")],
         id="unknown-instrument",
     ),
     pytest.param(
-        '<MRCDyspnoea grade="3"/>', '<MRCDyspnoea grade="6"/>',
+        '<MRCDyspnoea grade="3"/>',
+        '<MRCDyspnoea grade="6"/>',
         [("FI301", 1, 9, "/RespiratoryClinicExport/Visit[1]", "MRCDyspnoea/@grade")],
         id="mrc-grade-6",
     ),
     pytest.param(
-        'nhsNumber="9990000018"', 'nhsNumber="9990000010"',
+        'nhsNumber="9990000018"',
+        'nhsNumber="9990000010"',
         [("FI301", 1, 4, "/RespiratoryClinicExport/Visit[1]", "Patient/@nhsNumber")],
         id="bad-nhs-number-on-patient-line",
     ),
     pytest.param(
-        'decision="refer"', 'decision="yes please"',
+        'decision="refer"',
+        'decision="yes please"',
         [("FI301", 1, 31, "/RespiratoryClinicExport/Visit[1]", "Referral/@decision")],
         id="unknown-decision-term",
     ),
@@ -327,32 +350,61 @@ def _cardiac(change: dict[str, Any]) -> bytes:
 
 
 JSON_CASES = [
-    pytest.param({"patient": "9990000018"},
-                 [("FI304", "$[0]", f"patient.{key}") for key in (
-                     "nhsNumber", "name.family", "name.given", "birthDate", "sex", "gpPracticeOds"
-                 )],
-                 id="patient-is-a-string"),
+    pytest.param(
+        {"patient": "9990000018"},
+        [
+            ("FI304", "$[0]", f"patient.{key}")
+            for key in (
+                "nhsNumber",
+                "name.family",
+                "name.given",
+                "birthDate",
+                "sex",
+                "gpPracticeOds",
+            )
+        ],
+        id="patient-is-a-string",
+    ),
     pytest.param({"lvefPercent": "high"}, [("FI301", "$[0]", "lvefPercent")], id="lvef-text"),
     pytest.param({"lvefPercent": 150}, [("FI301", "$[0]", "lvefPercent")], id="lvef-range"),
     pytest.param({"nyhaClass": "V"}, [("FI301", "$[0]", "nyhaClass")], id="nyha-v"),
-    pytest.param({"referral.decision": "perhaps"}, [("FI301", "$[0]", "referral.decision")],
-                 id="decision-unknown-term"),
-    pytest.param({"referral.decision": None}, [("FI302", "$[0]", "referral.decision")],
-                 id="decision-null"),
-    pytest.param({"screening.phq9": [1, 2, 3, 1, 0, 0, 1, 2]},
-                 [("FI303", "$[0]", "screening.phq9")], id="phq9-eight-items"),
-    pytest.param({"screening.phq9": [1, 2, None, 1, 0, 0, 1, 2, 0]},
-                 [("FI303", "$[0]", "screening.phq9")], id="phq9-partial"),
-    pytest.param({"screening.gad7": [1, 2, 3, 1, 0, True, 1]},
-                 [("FI303", "$[0]", "screening.gad7")], id="gad7-boolean-answer"),
-    pytest.param({"screening.gad7": "2,3"}, [("FI304", "$[0]", "screening.gad7")],
-                 id="gad7-not-array"),
-    pytest.param({"conditions": [{"snomed": "35489007", "text": "Depression"}]},
-                 [("FI301", "$[0].conditions[0]", "snomed")], id="unknown-condition-code"),
-    pytest.param({"conditions": {"snomed": "84114007"}}, [("FI304", "$[0]", "conditions")],
-                 id="conditions-not-array"),
-    pytest.param({"visitDate": 20250401}, [("FI301", "$[0]", "visitDate")],
-                 id="date-as-number"),
+    pytest.param(
+        {"referral.decision": "perhaps"},
+        [("FI301", "$[0]", "referral.decision")],
+        id="decision-unknown-term",
+    ),
+    pytest.param(
+        {"referral.decision": None}, [("FI302", "$[0]", "referral.decision")], id="decision-null"
+    ),
+    pytest.param(
+        {"screening.phq9": [1, 2, 3, 1, 0, 0, 1, 2]},
+        [("FI303", "$[0]", "screening.phq9")],
+        id="phq9-eight-items",
+    ),
+    pytest.param(
+        {"screening.phq9": [1, 2, None, 1, 0, 0, 1, 2, 0]},
+        [("FI303", "$[0]", "screening.phq9")],
+        id="phq9-partial",
+    ),
+    pytest.param(
+        {"screening.gad7": [1, 2, 3, 1, 0, True, 1]},
+        [("FI303", "$[0]", "screening.gad7")],
+        id="gad7-boolean-answer",
+    ),
+    pytest.param(
+        {"screening.gad7": "2,3"}, [("FI304", "$[0]", "screening.gad7")], id="gad7-not-array"
+    ),
+    pytest.param(
+        {"conditions": [{"snomed": "35489007", "text": "Depression"}]},
+        [("FI301", "$[0].conditions[0]", "snomed")],
+        id="unknown-condition-code",
+    ),
+    pytest.param(
+        {"conditions": {"snomed": "84114007"}},
+        [("FI304", "$[0]", "conditions")],
+        id="conditions-not-array",
+    ),
+    pytest.param({"visitDate": 20250401}, [("FI301", "$[0]", "visitDate")], id="date-as-number"),
 ]
 
 
@@ -370,7 +422,7 @@ def test_export_missing_a_column_is_one_read_error_naming_it() -> None:
     rows = list(csv.reader(io.StringIO(text)))
     drop = rows[0].index("consent_refer")
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows([r[:drop] + r[drop + 1:] for r in rows])
+    csv.writer(out, lineterminator="\r\n").writerows([r[:drop] + r[drop + 1 :] for r in rows])
     mapping = load_mapping("diabetes-csv")
     items = list(read_source(io.BytesIO(out.getvalue().encode()), name="d.csv", mapping=mapping))
     assert len(items) == 1

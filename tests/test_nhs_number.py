@@ -41,8 +41,11 @@ VALIDITY = [
     pytest.param("A000000009", False, id="letter-A"),
     pytest.param("900000000-", False, id="hyphen"),
     pytest.param("900 000 0009", False, id="spaces-not-normalised"),
-    pytest.param("\u0669\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0669", False,
-                 id="arabic-indic-digits"),
+    pytest.param(
+        "\u0669\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0669",
+        False,
+        id="arabic-indic-digits",
+    ),
     pytest.param("\u00b2" * 10, False, id="superscript-digits"),
 ]
 
@@ -88,8 +91,11 @@ def test_mapping_rejects_non_ascii_digits_as_not_10_digits(value: str) -> None:
     assert isinstance(record, SourceRecord), record
     with pytest.raises(RecordError) as caught:
         map_record(record, mapping)
-    nhs = [i for i in caught.value.issues
-           if i.location is not None and i.location.field == "nhs_number"]
+    nhs = [
+        i
+        for i in caught.value.issues
+        if i.location is not None and i.location.field == "nhs_number"
+    ]
     assert [(i.error_code, i.diagnostics) for i in nhs] == [("FI301", "is not 10 digits")]
 
 

@@ -33,8 +33,15 @@ def convert_questionnaire_responses(
     stream: io.BufferedIOBase | io.BytesIO, *, name: str, consent: ConsentRegister | None = None
 ) -> list[Result]:
     """QuestionnaireResponses through the one pipeline, with their mapping."""
-    return list(convert_stream(stream, name=name, mapping="questionnaire-response",  # type: ignore[arg-type]
-                               consent=consent, validation="none"))
+    return list(
+        convert_stream(
+            stream,
+            name=name,
+            mapping="questionnaire-response",  # type: ignore[arg-type]
+            consent=consent,
+            validation="none",
+        )
+    )
 
 
 def _flags(bundle: dict[str, Any]) -> tuple[bool | str | None, ...]:
@@ -60,8 +67,14 @@ def test_example_export_matches_golden() -> None:
 EXAMPLE_FLAGS = {
     "TT-0001": (True, True, True, True, False, True),  # GAD: PHQ 16->7, GAD 14->5
     "TT-0002": (True, True, True, True, False, True),  # SPIN 34->17 decides (GAD 10->9 would not)
-    "TT-0003": (True, False, "not-applicable", "not-applicable", "not-applicable",
-                "not-applicable"),  # one contact
+    "TT-0003": (
+        True,
+        False,
+        "not-applicable",
+        "not-applicable",
+        "not-applicable",
+        "not-applicable",
+    ),  # one contact
     "TT-0004": (True, True, "unknown", "unknown", "unknown", "unknown"),  # no last scores
     "TT-0005": (False, True, False, False, True, False),  # PHQ +7, GAD +5
 }
@@ -79,13 +92,19 @@ def test_example_flags_are_the_hand_worked_ones() -> None:
 
 @pytest.mark.parametrize(
     ("consent", "reason"),
-    [("N", "outcomes-consent-withheld"), ("W", "outcomes-consent-withdrawn"),
-     ("", "outcomes-consent-not-recorded"), ("n", "outcomes-consent-withheld")],
+    [
+        ("N", "outcomes-consent-withheld"),
+        ("W", "outcomes-consent-withdrawn"),
+        ("", "outcomes-consent-not-recorded"),
+        ("n", "outcomes-consent-withheld"),
+    ],
 )
 def test_no_consent_produces_no_resource(consent: str, reason: str) -> None:
     """An episode without consent Y yields a Skipped with the reason and no resource at all."""
-    row = ("TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,2024-03-01,F41.1,,6,46,16,4,14,3,,,,"
-           f"20,5,2024-01-10,2024-02-28,{consent}")
+    row = (
+        "TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,2024-03-01,F41.1,,6,46,16,4,14,3,,,,"
+        f"20,5,2024-01-10,2024-02-28,{consent}"
+    )
     [result] = run_csv(f"{HEADER}\n{row}\n")
     assert isinstance(result, Skipped)
     assert result.reason == reason
@@ -111,20 +130,33 @@ def test_links_and_codes() -> None:
     assert isinstance(result, Converted)
     resources = [e["resource"] for e in result.bundle["entry"]]
     for resource in resources:
-        assert resource["basedOn"] == [{"type": "ServiceRequest", "identifier": {
-            "system": "https://example-trust.nhs.uk/Id/respiratory-visit", "value": "RV-2002"}}]
+        assert resource["basedOn"] == [
+            {
+                "type": "ServiceRequest",
+                "identifier": {
+                    "system": "https://example-trust.nhs.uk/Id/respiratory-visit",
+                    "value": "RV-2002",
+                },
+            }
+        ]
         assert resource["subject"]["identifier"] == {
-            "system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"}
+            "system": "https://fhir.nhs.uk/Id/nhs-number",
+            "value": "9912003888",
+        }
         assert resource["performer"][0]["identifier"]["value"] == "RXT01"
         assert resource["category"][0]["coding"][0]["code"] == "survey"
     outcome = resources[-1]
     assert outcome["code"]["coding"][0] == {
-        "system": IAPT_OUTCOME_SYSTEM, "code": "episode-outcome", "display": "IAPT episode outcome"}
+        "system": IAPT_OUTCOME_SYSTEM,
+        "code": "episode-outcome",
+        "display": "IAPT episode outcome",
+    }
     assert [c["code"]["coding"][0]["code"] for c in outcome["component"]] == list(FLAG_NAMES)
     by_url = {e["fullUrl"]: e["resource"] for e in result.bundle["entry"]}
     derived = [by_url[d["reference"]]["identifier"][0]["value"] for d in outcome["derivedFrom"]]
-    assert derived == [f"TT-0002/Observation/score/{m}/{w}"
-                       for m in ("PHQ-9", "SPIN") for w in ("first", "last")]
+    assert derived == [
+        f"TT-0002/Observation/score/{m}/{w}" for m in ("PHQ-9", "SPIN") for w in ("first", "last")
+    ]
     codes = {r["identifier"][0]["value"]: r["code"]["coding"][0]["code"] for r in resources[:-1]}
     assert codes["TT-0002/Observation/score/PHQ-9/first"] == "44261-6"
     assert codes["TT-0002/Observation/score/GAD-7/last"] == "70274-6"
@@ -142,8 +174,11 @@ def test_rerun_is_byte_identical_and_keys_are_conditional() -> None:
     for r in first:
         for e in r.bundle["entry"]:
             ident = e["resource"]["identifier"][0]
-            assert e["request"] == {"method": "POST", "url": "Observation",
-                                    "ifNoneExist": f"identifier={ident['system']}|{ident['value']}"}
+            assert e["request"] == {
+                "method": "POST",
+                "url": "Observation",
+                "ifNoneExist": f"identifier={ident['system']}|{ident['value']}",
+            }
 
 
 def test_lhcforms_response_matches_golden() -> None:
@@ -170,14 +205,21 @@ def _qr(**changes: Any) -> dict[str, Any]:
 def _gad7(codes: list[str], **extra: Any) -> dict[str, Any]:
     links = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
     return {
-        "resourceType": "QuestionnaireResponse", "status": "completed",
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
         "questionnaire": "https://fhir-iapt.github.io/fhir/Questionnaire/gad-7",
-        "subject": {"type": "Patient", "identifier": {
-            "system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"}},
+        "subject": {
+            "type": "Patient",
+            "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"},
+        },
         "authored": "2024-05-01",
-        "item": [{"linkId": link, "answer": [{"valueCoding": {
-            "system": "http://loinc.org", "code": code}}]}
-            for link, code in zip(links[: len(codes)], codes, strict=True)],
+        "item": [
+            {
+                "linkId": link,
+                "answer": [{"valueCoding": {"system": "http://loinc.org", "code": code}}],
+            }
+            for link, code in zip(links[: len(codes)], codes, strict=True)
+        ],
         **extra,
     }
 
@@ -185,29 +227,38 @@ def _gad7(codes: list[str], **extra: Any) -> dict[str, Any]:
 def test_own_gad7_with_alias_code_and_stream_shapes() -> None:
     """Our GAD-7 Questionnaire is recognised, LA18938-3 scores 2, and a Bundle, an array and
     NDJSON of responses each give one outcome per response, in order."""
-    qr = _gad7(["LA6571-9", "LA18938-3", "LA6569-3", "LA6568-5", "LA6568-5", "LA6568-5",
-                "LA6568-5"])
+    qr = _gad7(
+        ["LA6571-9", "LA18938-3", "LA6569-3", "LA6568-5", "LA6568-5", "LA6568-5", "LA6568-5"]
+    )
     bundle = score_questionnaire_response(qr)
     assert bundle["entry"][1]["resource"]["valueQuantity"]["value"] == 6
     assert bundle["entry"][1]["resource"]["code"]["coding"][0]["code"] == "70274-6"
     # The streams carry standard answer codes only: the alias is accepted for scoring, but a
     # response claiming our GAD-7 Questionnaire must use its answerOptions to pass validation.
-    qr = _gad7(["LA6571-9", "LA6570-1", "LA6569-3", "LA6568-5", "LA6568-5", "LA6568-5",
-                "LA6568-5"])
+    qr = _gad7(["LA6571-9", "LA6570-1", "LA6569-3", "LA6568-5", "LA6568-5", "LA6568-5", "LA6568-5"])
     lhc = json.loads(EXAMPLE_QR.read_text())
     shapes = [
-        json.dumps({"resourceType": "Bundle", "type": "collection",
-                    "entry": [{"resource": qr}, {"resource": lhc}]}),
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": qr}, {"resource": lhc}],
+            }
+        ),
         json.dumps([qr, lhc]),
         json.dumps(qr) + "\n\n" + json.dumps(lhc) + "\n",
     ]
     consent = ConsentRegister({"9912003888": "Y", "9000000009": "Y"})
     for text in shapes:
-        results = list(convert_questionnaire_responses(io.BytesIO(text.encode()), name="in",
-                                                       consent=consent))
+        results = list(
+            convert_questionnaire_responses(io.BytesIO(text.encode()), name="in", consent=consent)
+        )
         assert [type(r) for r in results] == [Converted, Converted]
-        assert [r.bundle["entry"][1]["resource"]["valueQuantity"]["value"]
-                for r in results if isinstance(r, Converted)] == [6, 12]
+        assert [
+            r.bundle["entry"][1]["resource"]["valueQuantity"]["value"]
+            for r in results
+            if isinstance(r, Converted)
+        ] == [6, 12]
         assert [r.location.row for r in results] == [1, 2]
 
 
@@ -215,11 +266,25 @@ def test_items_matched_by_linkid_and_scored_by_ordinal() -> None:
     """With no recognisable questionnaire, PHQ-2 is found from its linkIds; an answer with an
     unknown code is scored from its ordinalValue extension."""
     ordinal = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
-    qr = {"resourceType": "QuestionnaireResponse", "status": "completed",
-          "subject": {"reference": "Patient/p1"},
-          "item": [{"linkId": "/44250-9", "answer": [{"valueCoding": {
-                        "code": "X1", "extension": [{"url": ordinal, "valueDecimal": 3}]}}]},
-                   {"linkId": "/44255-8", "answer": [{"valueInteger": 1}]}]}
+    qr = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "item": [
+            {
+                "linkId": "/44250-9",
+                "answer": [
+                    {
+                        "valueCoding": {
+                            "code": "X1",
+                            "extension": [{"url": ordinal, "valueDecimal": 3}],
+                        }
+                    }
+                ],
+            },
+            {"linkId": "/44255-8", "answer": [{"valueInteger": 1}]},
+        ],
+    }
     observation = score_questionnaire_response(qr)["entry"][1]["resource"]
     assert observation["code"]["coding"][0]["code"] == "55758-7"
     assert observation["valueQuantity"]["value"] == 4
@@ -238,13 +303,16 @@ BAD_INPUTS: list[tuple[str, str, str, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("label", "scores", "field", "code"), BAD_INPUTS,
-                         ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("label", "scores", "field", "code"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
 def test_bad_episode_rows_are_located(label: str, scores: str, field: str, code: str) -> None:
     """A bad score or ADSM rejects the row with an OperationOutcome naming file, row and field,
     never the value."""
-    row = (f"TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,2024-03-01,F41.0,,6,46,{scores},"
-           "2024-01-10,2024-02-28,Y")
+    row = (
+        f"TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,2024-03-01,F41.0,,6,46,{scores},"
+        "2024-01-10,2024-02-28,Y"
+    )
     [result] = run_csv(f"{HEADER}\n{row}\n", name="bad.csv")
     assert isinstance(result, Rejected), label
     issues = result.outcome["issue"]
@@ -255,8 +323,10 @@ def test_bad_episode_rows_are_located(label: str, scores: str, field: str, code:
 
 def test_bad_consent_value_and_dates() -> None:
     """A consent value other than Y/N/W/blank, or a last score before the first, is rejected."""
-    row = ("TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,2024-03-01,F41.1,,6,46,16,7,14,5,,,,"
-           "22,10,2024-02-28,2024-01-10,maybe")
+    row = (
+        "TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,2024-03-01,F41.1,,6,46,16,7,14,5,,,,"
+        "22,10,2024-02-28,2024-01-10,maybe"
+    )
     [result] = run_csv(f"{HEADER}\n{row}\n", name="bad.csv")
     assert isinstance(result, Rejected)
     fields = {i["location"][0].rsplit(" ", 1)[-1] for i in result.outcome["issue"]}
@@ -270,16 +340,29 @@ BAD_QRS: list[tuple[str, Any, str]] = [
     ("no subject", _qr(subject=None), "QuestionnaireResponse.subject"),
     ("item not an array", _qr(item={"linkId": "x"}), "QuestionnaireResponse.item"),
     ("item without linkId", _qr(item=[{"text": "x"}]), "QuestionnaireResponse.item[0].linkId"),
-    ("unknown questionnaire", _qr(questionnaire="http://example.org/Q/bdi",
-                                  item=[{"linkId": "q1", "answer": [{"valueInteger": 1}]}]),
-     "QuestionnaireResponse.questionnaire"),
-    ("unscorable answer", _gad7(["LA6571-9", "LA9999-9", "LA6568-5", "LA6568-5", "LA6568-5",
-                                 "LA6568-5", "LA6568-5"]),
-     "QuestionnaireResponse.item[1].answer[0]"),
-    ("missing item", _gad7(["LA6571-9"] * 6), "QuestionnaireResponse.item.where(linkId ends "
-                                              "with '69736-7')"),
-    ("two answers", _qr(item=[{"linkId": "/44250-9", "answer": [{"valueInteger": 1}] * 2}]),
-     "QuestionnaireResponse.item[0].answer"),
+    (
+        "unknown questionnaire",
+        _qr(
+            questionnaire="http://example.org/Q/bdi",
+            item=[{"linkId": "q1", "answer": [{"valueInteger": 1}]}],
+        ),
+        "QuestionnaireResponse.questionnaire",
+    ),
+    (
+        "unscorable answer",
+        _gad7(["LA6571-9", "LA9999-9", "LA6568-5", "LA6568-5", "LA6568-5", "LA6568-5", "LA6568-5"]),
+        "QuestionnaireResponse.item[1].answer[0]",
+    ),
+    (
+        "missing item",
+        _gad7(["LA6571-9"] * 6),
+        "QuestionnaireResponse.item.where(linkId ends with '69736-7')",
+    ),
+    (
+        "two answers",
+        _qr(item=[{"linkId": "/44250-9", "answer": [{"valueInteger": 1}] * 2}]),
+        "QuestionnaireResponse.item[0].answer",
+    ),
     ("bad authored", _qr(authored="yesterday"), "QuestionnaireResponse.authored"),
 ]
 
@@ -289,8 +372,9 @@ def test_malformed_questionnaire_responses(label: str, resource: Any, element: s
     """A malformed QuestionnaireResponse becomes a Rejected whose OperationOutcome gives the
     FHIRPath of the problem; nothing raises."""
     payload = resource if label == "not a resource" else [resource]
-    results = list(convert_questionnaire_responses(
-        io.BytesIO(json.dumps(payload).encode()), name="qr.json"))
+    results = list(
+        convert_questionnaire_responses(io.BytesIO(json.dumps(payload).encode()), name="qr.json")
+    )
     assert isinstance(results[0], Rejected), label
     rendered = json.dumps(results[0].outcome)
     assert f"element {element}" in rendered, rendered

@@ -24,8 +24,17 @@ def test_example_export_and_response(tmp_path: Path) -> None:
     """The example export and the LHC-Forms response, with the export as consent register,
     give 6 bundles, 3 consent skips, exit 0."""
     out = tmp_path / "out"
-    code, _ = _run(["outcomes", str(EXAMPLE_CSV), str(EXAMPLE_QR), "--out", str(out),
-                    "--consent", str(EXAMPLE_CSV)])
+    code, _ = _run(
+        [
+            "outcomes",
+            str(EXAMPLE_CSV),
+            str(EXAMPLE_QR),
+            "--out",
+            str(out),
+            "--consent",
+            str(EXAMPLE_CSV),
+        ]
+    )
     assert code == 0
     lines = (out / "bundles.ndjson").read_text().splitlines()
     assert len(lines) == 6  # 5 consented episodes + 1 QuestionnaireResponse (DC-1001 says Y)
@@ -60,10 +69,12 @@ def test_wrong_mapping_is_usage_error(tmp_path: Path) -> None:
     """A mapping for another target, or one that does not exist, exits 2 before any output."""
     copy = tmp_path / "e.csv"
     shutil.copy(EXAMPLE_CSV, copy)
-    code, _ = _run(["outcomes", str(copy), "--mapping", "diabetes-csv", "--out",
-                    str(tmp_path / "o1")])
+    code, _ = _run(
+        ["outcomes", str(copy), "--mapping", "diabetes-csv", "--out", str(tmp_path / "o1")]
+    )
     assert code == 2
-    code, _ = _run(["outcomes", str(copy), "--mapping", "no-such-mapping", "--out",
-                    str(tmp_path / "o2")])
+    code, _ = _run(
+        ["outcomes", str(copy), "--mapping", "no-such-mapping", "--out", str(tmp_path / "o2")]
+    )
     assert code == 2
     assert not (tmp_path / "o1" / "bundles.ndjson").exists()

@@ -42,11 +42,13 @@ def _qr(*, based_on: bool = True, nhs: str = PATIENT, **changes: Any) -> dict[st
     return qr
 
 
-def _convert(qr: dict[str, Any] | list[dict[str, Any]],
-             consent: ConsentRegister | None) -> list[Result]:
+def _convert(
+    qr: dict[str, Any] | list[dict[str, Any]], consent: ConsentRegister | None
+) -> list[Result]:
     data = json.dumps(qr).encode()
-    return convert_bytes(data, name="qr.json", mapping="questionnaire-response", consent=consent,
-                         validation="none")
+    return convert_bytes(
+        data, name="qr.json", mapping="questionnaire-response", consent=consent, validation="none"
+    )
 
 
 def _register(text: str, name: str = "consent.csv") -> ConsentRegister:
@@ -192,26 +194,43 @@ BAD_REGISTERS: list[tuple[str, str, str]] = [
     # (label, file content, rendered location expected in an issue)
     ("no consent column", f"nhs_number\n{PATIENT}\n", "consent.csv line 1"),
     ("empty file", "", "consent.csv line 1"),
-    ("bad check digit", "nhs_number,consent_share_outcomes\n9000000008,Y\n",
-     "consent.csv row 1 line 2 field nhs_number"),
-    ("not digits", "nhs_number,consent_share_outcomes\nunknown,Y\n",
-     "consent.csv row 1 line 2 field nhs_number"),
-    ("bad consent value", f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n{OTHER},maybe\n",
-     "consent.csv row 2 line 3 field consent_share_outcomes"),
-    ("half a referral column pair",
-     f"nhs_number,consent_share_outcomes,referral_identifier\n{PATIENT},Y,R-1\n",
-     "consent.csv row 1 line 2 field referral_identifier_system"),
-    ("half a referral identifier",
-     "nhs_number,consent_share_outcomes,referral_identifier_system,referral_identifier\n"
-     f"{PATIENT},Y,{REF_SYSTEM},\n",
-     "consent.csv row 1 line 2 field referral_identifier"),
-    ("ragged row", f"nhs_number,consent_share_outcomes\n{PATIENT},Y,extra\n",
-     "consent.csv row 1 line 2"),
+    (
+        "bad check digit",
+        "nhs_number,consent_share_outcomes\n9000000008,Y\n",
+        "consent.csv row 1 line 2 field nhs_number",
+    ),
+    (
+        "not digits",
+        "nhs_number,consent_share_outcomes\nunknown,Y\n",
+        "consent.csv row 1 line 2 field nhs_number",
+    ),
+    (
+        "bad consent value",
+        f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n{OTHER},maybe\n",
+        "consent.csv row 2 line 3 field consent_share_outcomes",
+    ),
+    (
+        "half a referral column pair",
+        f"nhs_number,consent_share_outcomes,referral_identifier\n{PATIENT},Y,R-1\n",
+        "consent.csv row 1 line 2 field referral_identifier_system",
+    ),
+    (
+        "half a referral identifier",
+        "nhs_number,consent_share_outcomes,referral_identifier_system,referral_identifier\n"
+        f"{PATIENT},Y,{REF_SYSTEM},\n",
+        "consent.csv row 1 line 2 field referral_identifier",
+    ),
+    (
+        "ragged row",
+        f"nhs_number,consent_share_outcomes\n{PATIENT},Y,extra\n",
+        "consent.csv row 1 line 2",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("label", "text", "where"), BAD_REGISTERS,
-                         ids=[b[0] for b in BAD_REGISTERS])
+@pytest.mark.parametrize(
+    ("label", "text", "where"), BAD_REGISTERS, ids=[b[0] for b in BAD_REGISTERS]
+)
 def test_malformed_register_is_a_located_error(
     tmp_path: Path, label: str, text: str, where: str
 ) -> None:
@@ -236,8 +255,7 @@ def test_malformed_register_is_a_located_error(
 def test_one_bad_row_discards_the_whole_register() -> None:
     """A register with a bad row is never returned in part (its W might have been the bad
     row's neighbour): every bad row is listed, nothing is loaded."""
-    text = (f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n{OTHER},?\n"
-            f"{PATIENT},W\n9000000008,N\n")
+    text = f"nhs_number,consent_share_outcomes\n{PATIENT},Y\n{OTHER},?\n{PATIENT},W\n9000000008,N\n"
     with pytest.raises(ReadError) as exc:
         _register(text)
     assert len(exc.value.issues) == 2
@@ -308,8 +326,9 @@ def test_cli_consent_files_are_merged(tmp_path: Path) -> None:
     """--consent is repeatable: the export says Y for the response's referral, and a second
     file withdrawing on that referral withholds it (most restrictive wins)."""
     out = tmp_path / "yes"
-    code, _, _ = _run(["outcomes", str(EXAMPLE_QR), "--out", str(out),
-                       "--consent", str(EXAMPLE_CSV)])
+    code, _, _ = _run(
+        ["outcomes", str(EXAMPLE_QR), "--out", str(out), "--consent", str(EXAMPLE_CSV)]
+    )
     assert code == 0
     [line] = (out / "bundles.ndjson").read_text().splitlines()
     assert json.loads(line)["entry"][0]["resource"]["resourceType"] == "QuestionnaireResponse"
@@ -319,8 +338,18 @@ def test_cli_consent_files_are_merged(tmp_path: Path) -> None:
         f"{PATIENT},W,{REF_SYSTEM},{REF_VALUE}\n"
     )
     out2 = tmp_path / "withdrawn"
-    code, _, _ = _run(["outcomes", str(EXAMPLE_QR), "--out", str(out2),
-                       "--consent", str(EXAMPLE_CSV), "--consent", str(withdrawal)])
+    code, _, _ = _run(
+        [
+            "outcomes",
+            str(EXAMPLE_QR),
+            "--out",
+            str(out2),
+            "--consent",
+            str(EXAMPLE_CSV),
+            "--consent",
+            str(withdrawal),
+        ]
+    )
     assert code == 0
     assert (out2 / "bundles.ndjson").read_text() == ""
     summary = json.loads((out2 / "summary.json").read_text())
@@ -333,13 +362,13 @@ def test_cli_malformed_register_exits_two(tmp_path: Path) -> None:
     bad = tmp_path / "consent.csv"
     bad.write_text(f"nhs_number,consent_share_outcomes\n{PATIENT},perhaps\n")
     out = tmp_path / "out"
-    code, _, stderr = _run(["outcomes", str(EXAMPLE_QR), "--out", str(out),
-                            "--consent", str(bad)])
+    code, _, stderr = _run(["outcomes", str(EXAMPLE_QR), "--out", str(out), "--consent", str(bad)])
     assert code == 2
     outcome = json.loads(stderr)
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["location"] == [
-        "consent.csv row 1 line 2 field consent_share_outcomes"]
+        "consent.csv row 1 line 2 field consent_share_outcomes"
+    ]
     assert PATIENT not in stderr
     assert not out.exists()
 
@@ -355,8 +384,18 @@ def test_cli_validation_gate_applies_to_responses(tmp_path: Path) -> None:
     src = tmp_path / "responses.json"
     src.write_text(json.dumps([good, odd]))
     full = tmp_path / "full"
-    code, _, _ = _run(["outcomes", str(src), "--out", str(full), "--consent", str(EXAMPLE_CSV),
-                       "--validate", "full"])
+    code, _, _ = _run(
+        [
+            "outcomes",
+            str(src),
+            "--out",
+            str(full),
+            "--consent",
+            str(EXAMPLE_CSV),
+            "--validate",
+            "full",
+        ]
+    )
     assert code == 1
     [reject] = [json.loads(x) for x in (full / "rejects.ndjson").read_text().splitlines()]
     assert "notAnR4Element" in json.dumps(reject)

@@ -24,8 +24,13 @@ def test_outcome_codesystem_has_exactly_the_issue_codes() -> None:
     assert cs["url"] == IAPT_OUTCOME_SYSTEM
     concepts = {c["code"]: c["display"] for c in cs["concept"]}  # type: ignore[attr-defined]
     assert list(concepts) == [
-        "episode-outcome", "caseness-at-start", "finished-treatment", "recovery",
-        "reliable-improvement", "reliable-deterioration", "reliable-recovery",
+        "episode-outcome",
+        "caseness-at-start",
+        "finished-treatment",
+        "recovery",
+        "reliable-improvement",
+        "reliable-deterioration",
+        "reliable-recovery",
     ]
     assert concepts == dict(OUTCOME_DISPLAYS)
 
@@ -36,8 +41,12 @@ def test_measure_codesystem_covers_every_own_code() -> None:
     cs = _load("CodeSystem-iapt-measure")
     assert cs["url"] == IAPT_MEASURE_SYSTEM
     concepts = {c["code"]: c for c in cs["concept"]}  # type: ignore[attr-defined]
-    own = [c for spec in outcome_rules().measures.values() for c in spec.codes
-           if c.system == IAPT_MEASURE_SYSTEM]
+    own = [
+        c
+        for spec in outcome_rules().measures.values()
+        for c in spec.codes
+        if c.system == IAPT_MEASURE_SYSTEM
+    ]
     assert {c.code for c in own} == set(concepts)
     for coding in own:
         assert concepts[coding.code]["display"] == coding.display

@@ -17,8 +17,17 @@ BASE = "https://fhir-iapt.github.io/fhir"
 # The published UK Core XML, copied into the repository (tests read only what the repo holds).
 UKCORE_SOURCE = Path(__file__).resolve().parent / "data" / "ukcore"
 # DOMAIN.md "Questionnaires and scoring" (V)
-PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
-              "44253-3", "44260-8"]
+PHQ9_ITEMS = [
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+]
 GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
 
 
@@ -38,22 +47,27 @@ def test_phq9_questionnaire_follows_domain_facts() -> None:
     q = _shipped("Questionnaire-phq-9.json")
     assert q["url"] == f"{BASE}/Questionnaire/phq-9"
     assert q["status"] == "active"
-    assert q["code"] == [{"system": "http://loinc.org", "code": "44249-1",
-                          "display": "PHQ-9 quick depression assessment panel"}]
+    assert q["code"] == [
+        {
+            "system": "http://loinc.org",
+            "code": "44249-1",
+            "display": "PHQ-9 quick depression assessment panel",
+        }
+    ]
     items = q["item"]
     assert isinstance(items, list)
     assert [i["linkId"] for i in items] == [*PHQ9_ITEMS, "69722-7"]
     first = items[0]
     assert first["code"][0]["code"] == "44250-9"
-    scores = {o["valueCoding"]["code"]: o["extension"][0]["valueDecimal"]
-              for o in first["answerOption"]}
+    scores = {
+        o["valueCoding"]["code"]: o["extension"][0]["valueDecimal"] for o in first["answerOption"]
+    }
     assert scores == {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
     assert all(o["extension"][0]["url"] == ORDINAL_VALUE_EXT for o in first["answerOption"])
     difficulty = items[-1]
     assert difficulty["required"] is False
     assert all("extension" not in o for o in difficulty["answerOption"])
-    assert {o["valueCoding"]["system"] for o in difficulty["answerOption"]} == {
-        "http://loinc.org"}
+    assert {o["valueCoding"]["system"] for o in difficulty["answerOption"]} == {"http://loinc.org"}
 
 
 def test_gad7_and_short_forms_use_domain_codes() -> None:
@@ -88,24 +102,37 @@ def test_project_profiles_are_derived_from_uk_core() -> None:
         sd = profiles.structure_definition(url)
         assert sd is not None, name
         assert sd["baseDefinition"] == (
-            "https://fhir.hl7.org.uk/StructureDefinition/UKCore-" + sd["type"])
+            "https://fhir.hl7.org.uk/StructureDefinition/UKCore-" + sd["type"]
+        )
         assert sd["fhirVersion"] == "4.0.1"
 
 
 def test_default_service_code_is_in_the_iapt_service_code_system() -> None:
     """iapt-ltc-referral is defined, with the display DOMAIN.md's decision documents."""
     codes = default_profiles().code_systems[f"{BASE}/CodeSystem/iapt-service"]["concept"]
-    assert [(c["code"], c["display"]) for c in codes] == [(
-        "iapt-ltc-referral",
-        "Referral to NHS Talking Therapies integrated long-term conditions pathway")]
+    assert [(c["code"], c["display"]) for c in codes] == [
+        (
+            "iapt-ltc-referral",
+            "Referral to NHS Talking Therapies integrated long-term conditions pathway",
+        )
+    ]
 
 
 def test_error_code_system_has_the_validator_codes() -> None:
     """Every FI4xx code the validator emits is defined in the error-code CodeSystem."""
     cs = default_profiles().code_systems[f"{BASE}/CodeSystem/error-code"]
     codes = {c["code"] for c in cs["concept"]}
-    assert {"FI400", "FI401", "FI402", "FI403", "FI404", "FI405", "FI406", "FI407",
-            "FI408"} <= codes
+    assert {
+        "FI400",
+        "FI401",
+        "FI402",
+        "FI403",
+        "FI404",
+        "FI405",
+        "FI406",
+        "FI407",
+        "FI408",
+    } <= codes
 
 
 UKCORE_FILES = sorted(p.name for p in UKCORE_SOURCE.glob("*.xml"))
@@ -126,20 +153,32 @@ def test_uk_core_json_equals_its_xml_source(source: str) -> None:
 def test_value_set_expansion_from_compose_and_code_system() -> None:
     """A compose include of a whole shipped CodeSystem expands to its codes."""
     profiles = ProfileSet()
-    profiles.add({"resourceType": "CodeSystem", "url": "http://x/cs", "content": "complete",
-                  "concept": [{"code": "a", "concept": [{"code": "b"}]}]})
-    profiles.add({"resourceType": "ValueSet", "url": "http://x/vs",
-                  "compose": {"include": [{"system": "http://x/cs"}]}})
-    assert profiles.value_set_codes("http://x/vs|1") == {("http://x/cs", "a"),
-                                                          ("http://x/cs", "b")}
+    profiles.add(
+        {
+            "resourceType": "CodeSystem",
+            "url": "http://x/cs",
+            "content": "complete",
+            "concept": [{"code": "a", "concept": [{"code": "b"}]}],
+        }
+    )
+    profiles.add(
+        {
+            "resourceType": "ValueSet",
+            "url": "http://x/vs",
+            "compose": {"include": [{"system": "http://x/cs"}]},
+        }
+    )
+    assert profiles.value_set_codes("http://x/vs|1") == {("http://x/cs", "a"), ("http://x/cs", "b")}
     assert profiles.value_set_codes("http://x/none") is None
 
 
 def test_nhs_number_verification_value_set_expands() -> None:
     """The UK Core verification-status ValueSet holds England's codes 01-08 (DOMAIN.md)."""
     codes = default_profiles().value_set_codes(
-        "https://fhir.hl7.org.uk/ValueSet/UKCore-NHSNumberVerificationStatus")
+        "https://fhir.hl7.org.uk/ValueSet/UKCore-NHSNumberVerificationStatus"
+    )
     assert codes is not None
     england = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
     assert sorted(code for system, code in codes if system == england) == [
-        f"0{n}" for n in range(1, 9)]
+        f"0{n}" for n in range(1, 9)
+    ]

@@ -35,8 +35,9 @@ CASES = [
 def converted() -> dict[str, list[Converted]]:
     """Each example's converted records (converted once for the module: validation is slow)."""
     return {
-        example: [r for r in convert_file(EXAMPLES / example, mapping=mapping)
-                  if isinstance(r, Converted)]
+        example: [
+            r for r in convert_file(EXAMPLES / example, mapping=mapping) if isinstance(r, Converted)
+        ]
         for example, mapping in CASES
     }
 
@@ -57,8 +58,12 @@ def _identifiers(bundle: dict[str, Any]) -> list[Key]:
 
 
 def _ids(items: list[Converted], rtype: str) -> set[str]:
-    return {e["resource"]["id"] for item in items for e in item.bundle["entry"]
-            if e["resource"]["resourceType"] == rtype}
+    return {
+        e["resource"]["id"]
+        for item in items
+        for e in item.bundle["entry"]
+        if e["resource"]["resourceType"] == rtype
+    }
 
 
 def _census(client: FhirClient, items: list[Converted]) -> dict[Any, int]:
@@ -89,8 +94,7 @@ def _expected(census: dict[Any, int]) -> dict[Any, int]:
 
 
 def _push(path: Path, server: str) -> Any:
-    return CliRunner().invoke(main, ["push", str(path), "--server", server],
-                              catch_exceptions=False)
+    return CliRunner().invoke(main, ["push", str(path), "--server", server], catch_exceptions=False)
 
 
 @pytest.mark.parametrize("example", [c[0] for c in CASES])

@@ -43,8 +43,9 @@ def _run(*args: str) -> Any:
 def test_cli_push_delivers_and_resend_makes_no_duplicates(fhir_server: str, tmp_path: Path) -> None:
     """Three bundles: exit 0, three delivered results; pushed again, still one of each resource."""
     tags = [f"cli-{n}-{uuid.uuid4()}" for n in range(3)]
-    bundles = _write_ndjson(tmp_path / "out" / "bundles.ndjson",
-                            [referral_bundle(tag) for tag in tags])
+    bundles = _write_ndjson(
+        tmp_path / "out" / "bundles.ndjson", [referral_bundle(tag) for tag in tags]
+    )
     first = _run(str(bundles.parent), "--server", fhir_server)
     assert first.exit_code == 0, first.output
     results = _read_ndjson(tmp_path / "out" / "results.ndjson")
@@ -113,12 +114,25 @@ def test_bulk_layout_is_pushed_in_dependency_order(fhir_server: str, tmp_path: P
     """A bulk folder goes as PUT transactions, Patients first; sent twice, no duplicates."""
     tag = f"bulk-{uuid.uuid4()}"
     bulk = tmp_path / "bulk"
-    patients = [{"resourceType": "Patient", "id": f"{tag}-p{n}",
-                 "identifier": [{"system": TEST_SYSTEM, "value": f"{tag}-p{n}"}]} for n in range(3)]
-    observations = [{"resourceType": "Observation", "id": f"{tag}-o{n}", "status": "final",
-                     "identifier": [{"system": TEST_SYSTEM, "value": f"{tag}-o"}],
-                     "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
-                     "subject": {"reference": f"Patient/{tag}-p{n}"}} for n in range(3)]
+    patients = [
+        {
+            "resourceType": "Patient",
+            "id": f"{tag}-p{n}",
+            "identifier": [{"system": TEST_SYSTEM, "value": f"{tag}-p{n}"}],
+        }
+        for n in range(3)
+    ]
+    observations = [
+        {
+            "resourceType": "Observation",
+            "id": f"{tag}-o{n}",
+            "status": "final",
+            "identifier": [{"system": TEST_SYSTEM, "value": f"{tag}-o"}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+            "subject": {"reference": f"Patient/{tag}-p{n}"},
+        }
+        for n in range(3)
+    ]
     _write_ndjson(bulk / "Observation.ndjson", observations)
     _write_ndjson(bulk / "Patient.ndjson", patients)
     with FhirClient(fhir_server, retry=RetryPolicy.never()) as client:
@@ -126,7 +140,11 @@ def test_bulk_layout_is_pushed_in_dependency_order(fhir_server: str, tmp_path: P
         second = push(client, [bulk], chunk_size=2)
         observation = client.read("Observation", f"{tag}-o1")
     assert [r.source.split()[0].rsplit("/", 1)[-1] for r in first.results] == [
-        "Patient.ndjson", "Patient.ndjson", "Observation.ndjson", "Observation.ndjson"]
+        "Patient.ndjson",
+        "Patient.ndjson",
+        "Observation.ndjson",
+        "Observation.ndjson",
+    ]
     assert first.all_delivered
     assert second.all_delivered
     assert observation["subject"]["reference"] == f"Patient/{tag}-p1"
@@ -145,11 +163,18 @@ def test_cli_push_with_smart_backend_services_on_a_real_server(
     key = ECKey.generate_key("P-384")
     key_file = tmp_path / "client.pem"
     key_file.write_bytes(key.as_pem(private=True))
-    server = fhir_server_factory(server_auth={
-        "types": ["smart"],
-        "smart_clients": [{"client_id": "iapt-adapter", "scopes": "system/*.*",
-                           "public_key_path": _pem_public(key, tmp_path / "client.pub.pem")}],
-    })
+    server = fhir_server_factory(
+        server_auth={
+            "types": ["smart"],
+            "smart_clients": [
+                {
+                    "client_id": "iapt-adapter",
+                    "scopes": "system/*.*",
+                    "public_key_path": _pem_public(key, tmp_path / "client.pub.pem"),
+                }
+            ],
+        }
+    )
     tag = f"smart-{uuid.uuid4()}"
     bundles = _write_ndjson(tmp_path / "bundles.ndjson", [referral_bundle(tag)])
 
@@ -157,9 +182,23 @@ def test_cli_push_with_smart_backend_services_on_a_real_server(
     assert refused.exit_code == 1
     assert _read_ndjson(tmp_path / "no-auth" / "results.ndjson")[0]["error"] == "FI731"
 
-    done = _run(str(bundles), "--server", server.url, "--client-id", "iapt-adapter",
-                "--token-url", server.token_url, "--private-key", str(key_file),
-                "--key-id", "k1", "--alg", "ES384", "--scope", "system/*.write")
+    done = _run(
+        str(bundles),
+        "--server",
+        server.url,
+        "--client-id",
+        "iapt-adapter",
+        "--token-url",
+        server.token_url,
+        "--private-key",
+        str(key_file),
+        "--key-id",
+        "k1",
+        "--alg",
+        "ES384",
+        "--scope",
+        "system/*.write",
+    )
     assert done.exit_code == 0, done.output
 
 
@@ -168,16 +207,29 @@ def test_cli_push_with_client_secret_on_a_real_server(
 ) -> None:
     """sekmet's token endpoint takes a client secret from the env; the secret is never printed."""
     secret = f"secret-{uuid.uuid4()}"
-    server = fhir_server_factory(server_auth={
-        "types": ["smart"],
-        "smart_clients": [{"client_id": "clinic", "client_secret": secret,
-                           "scopes": "system/*.*"}],
-    })
+    server = fhir_server_factory(
+        server_auth={
+            "types": ["smart"],
+            "smart_clients": [
+                {"client_id": "clinic", "client_secret": secret, "scopes": "system/*.*"}
+            ],
+        }
+    )
     monkeypatch.setenv("CLINIC_SECRET", secret)
     bundles = _write_ndjson(tmp_path / "bundles.ndjson", [referral_bundle(f"cs-{uuid.uuid4()}")])
-    done = _run(str(bundles), "--server", server.url, "--client-id", "clinic",
-                "--token-url", server.token_url, "--client-secret-env", "CLINIC_SECRET",
-                "--scope", "system/*.write")
+    done = _run(
+        str(bundles),
+        "--server",
+        server.url,
+        "--client-id",
+        "clinic",
+        "--token-url",
+        server.token_url,
+        "--client-secret-env",
+        "CLINIC_SECRET",
+        "--scope",
+        "system/*.write",
+    )
     assert done.exit_code == 0, done.output
     assert secret not in done.output
     assert secret not in (tmp_path / "results.ndjson").read_text()

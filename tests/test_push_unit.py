@@ -25,13 +25,17 @@ def _ok(request: httpx.Request) -> httpx.Response:
         {"response": {"status": "201 Created", "location": f"{e['request']['url']}/_history/1"}}
         for e in sent["entry"]
     ]
-    return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response",
-                                     "entry": entries})
+    return httpx.Response(
+        200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+    )
 
 
 def _client(handler: Any) -> FhirClient:
-    return FhirClient(BASE, transport=httpx.MockTransport(handler),
-                      retry=RetryPolicy(attempts=2, sleep=lambda _: None))
+    return FhirClient(
+        BASE,
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=2, sleep=lambda _: None),
+    )
 
 
 def test_unreadable_lines_fail_alone_and_are_kept_verbatim(tmp_path: Path) -> None:
@@ -50,13 +54,28 @@ def test_unreadable_lines_fail_alone_and_are_kept_verbatim(tmp_path: Path) -> No
 
 def test_bulk_files_in_dependency_order(tmp_path: Path) -> None:
     """Organization, Practitioner, Patient come before what refers to them; unknown types last."""
-    for name in ["ServiceRequest", "Observation", "Patient", "Basic", "Organization",
-                 "Practitioner", "QuestionnaireResponse", "Condition"]:
+    for name in [
+        "ServiceRequest",
+        "Observation",
+        "Patient",
+        "Basic",
+        "Organization",
+        "Practitioner",
+        "QuestionnaireResponse",
+        "Condition",
+    ]:
         (tmp_path / f"{name}.ndjson").write_text("")
     (tmp_path / "results.ndjson").write_text("")
     assert [p.stem for p in bulk_files(tmp_path)] == [
-        "Organization", "Practitioner", "Patient", "Condition", "QuestionnaireResponse",
-        "Observation", "ServiceRequest", "Basic"]
+        "Organization",
+        "Practitioner",
+        "Patient",
+        "Condition",
+        "QuestionnaireResponse",
+        "Observation",
+        "ServiceRequest",
+        "Basic",
+    ]
 
 
 def test_bulk_chunks_are_put_transactions_with_stable_ids(tmp_path: Path) -> None:
@@ -113,8 +132,7 @@ def test_keep_going_tries_every_bundle(tmp_path: Path) -> None:
         raise httpx.ConnectError("connection refused")
 
     source = tmp_path / "bundles.ndjson"
-    source.write_bytes(b"".join(orjson.dumps(referral_bundle(f"kg-{n}")) + b"\n"
-                                for n in range(3)))
+    source.write_bytes(b"".join(orjson.dumps(referral_bundle(f"kg-{n}")) + b"\n" for n in range(3)))
     with _client(refuse) as client:
         summary = push(client, [source], keep_going=True, conditional="keep")
     assert [r.status for r in summary.results] == ["failed"] * 3
@@ -123,10 +141,16 @@ def test_keep_going_tries_every_bundle(tmp_path: Path) -> None:
 
 def test_batch_with_a_failed_entry_is_a_failed_bundle(tmp_path: Path) -> None:
     """A batch answered 200 with one 422 entry counts as failed, naming the entry."""
+
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"resourceType": "Bundle", "type": "batch-response",
-                                         "entry": [{"response": {"status": "201 Created"}},
-                                                   {"response": {"status": "422"}}]})
+        return httpx.Response(
+            200,
+            json={
+                "resourceType": "Bundle",
+                "type": "batch-response",
+                "entry": [{"response": {"status": "201 Created"}}, {"response": {"status": "422"}}],
+            },
+        )
 
     batch = {**referral_bundle("batch-unit"), "type": "batch"}
     source = tmp_path / "bundles.ndjson"
@@ -144,16 +168,33 @@ def test_batch_with_a_failed_entry_is_a_failed_bundle(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "env"),
     [
-        (["--token-env", "TOK", "--client-secret-env", "SEC", "--client-id", "c",
-          "--token-url", "https://a.test/token"], {"TOK": "t-123", "SEC": "s-456"}),
+        (
+            [
+                "--token-env",
+                "TOK",
+                "--client-secret-env",
+                "SEC",
+                "--client-id",
+                "c",
+                "--token-url",
+                "https://a.test/token",
+            ],
+            {"TOK": "t-123", "SEC": "s-456"},
+        ),
         (["--token-env", "MISSING_VAR"], {}),
         (["--client-id", "c", "--client-secret-env", "SEC"], {"SEC": "s-456"}),
         (["--client-id", "c", "--token-url", "https://a.test/token"], {}),
         (["--cert", "client.pem"], {}),
         (["--ca-bundle", "/nonexistent/ca.pem"], {}),
     ],
-    ids=["two-auth-modes", "unset-env", "no-token-url", "no-secret", "cert-without-key",
-         "missing-ca-bundle"],
+    ids=[
+        "two-auth-modes",
+        "unset-env",
+        "no-token-url",
+        "no-secret",
+        "cert-without-key",
+        "missing-ca-bundle",
+    ],
 )
 def test_cli_config_errors_exit_2_without_echoing_secrets(
     tmp_path: Path, args: list[str], env: dict[str, str]
@@ -186,12 +227,27 @@ def test_cli_server_must_be_http(tmp_path: Path) -> None:
     assert "FI801" in result.output
 
 
-CAPABILITIES = {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
-    {"type": "Patient", "conditionalCreate": True,
-     "searchParam": [{"name": "identifier", "type": "token"}]},
-    {"type": "Observation", "conditionalCreate": True, "searchParam": [{"name": "code"}]},
-    {"type": "Condition", "searchParam": [{"name": "identifier", "type": "token"}]},
-]}]}
+CAPABILITIES = {
+    "resourceType": "CapabilityStatement",
+    "rest": [
+        {
+            "mode": "server",
+            "resource": [
+                {
+                    "type": "Patient",
+                    "conditionalCreate": True,
+                    "searchParam": [{"name": "identifier", "type": "token"}],
+                },
+                {
+                    "type": "Observation",
+                    "conditionalCreate": True,
+                    "searchParam": [{"name": "code"}],
+                },
+                {"type": "Condition", "searchParam": [{"name": "identifier", "type": "token"}]},
+            ],
+        }
+    ],
+}
 
 
 def test_conditional_types_need_flag_and_identifier_search() -> None:
@@ -201,12 +257,21 @@ def test_conditional_types_need_flag_and_identifier_search() -> None:
 
 def _conditional_bundle() -> dict[str, Any]:
     def entry(rtype: str) -> dict[str, Any]:
-        return {"fullUrl": f"urn:uuid:{rtype.lower()}-1",
-                "resource": {"resourceType": rtype, "id": f"{rtype.lower()}-1"},
-                "request": {"method": "POST", "url": rtype,
-                            "ifNoneExist": f"identifier=https://x.test|{rtype}"}}
-    return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [entry("Patient"), entry("QuestionnaireResponse")]}
+        return {
+            "fullUrl": f"urn:uuid:{rtype.lower()}-1",
+            "resource": {"resourceType": rtype, "id": f"{rtype.lower()}-1"},
+            "request": {
+                "method": "POST",
+                "url": rtype,
+                "ifNoneExist": f"identifier=https://x.test|{rtype}",
+            },
+        }
+
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [entry("Patient"), entry("QuestionnaireResponse")],
+    }
 
 
 @pytest.mark.parametrize(
@@ -232,8 +297,11 @@ def test_push_fits_conditional_creates_to_the_server(
         summary = push(client, [source], conditional=mode)  # type: ignore[arg-type]
     assert summary.all_delivered
     assert [e["request"]["method"] for e in sent[0]["entry"]] == methods
-    expected_url = "QuestionnaireResponse" if mode == "keep" else (
-        "QuestionnaireResponse/questionnaireresponse-1")
+    expected_url = (
+        "QuestionnaireResponse"
+        if mode == "keep"
+        else ("QuestionnaireResponse/questionnaireresponse-1")
+    )
     assert sent[0]["entry"][1]["request"]["url"] == expected_url
     assert json.loads(source.read_text()) == original
 

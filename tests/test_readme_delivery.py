@@ -41,8 +41,8 @@ def test_push_example_delivers_the_converted_examples(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     result = CliRunner().invoke(
-        main, ["convert", "examples/diabetes.csv", "--mapping", "diabetes-csv",
-               "--out", "out/diabetes"],
+        main,
+        ["convert", "examples/diabetes.csv", "--mapping", "diabetes-csv", "--out", "out/diabetes"],
     )
     assert result.exit_code == 0, result.output
     (tmp_path / "token.txt").write_text("not-checked-by-the-test-server\n")
@@ -65,8 +65,11 @@ def test_auth_and_tls_example_builds_its_clients(
     (tmp_path / "keys").mkdir()
     key = ec.generate_private_key(ec.SECP384R1())
     (tmp_path / "keys" / "iapt-adapter.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     (tmp_path / "tls").mkdir()
     ca = _issue("test CA", None)

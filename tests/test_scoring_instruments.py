@@ -21,9 +21,16 @@ def _phq9(total: int) -> list[int | None]:
 @pytest.mark.parametrize(
     ("total", "band"),
     [
-        (0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "moderate"),
-        (14, "moderate"), (15, "moderately severe"), (19, "moderately severe"),
-        (20, "severe"), (27, "severe"),
+        (0, "minimal"),
+        (4, "minimal"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "moderately severe"),
+        (19, "moderately severe"),
+        (20, "severe"),
+        (27, "severe"),
     ],
 )
 def test_phq9_band_edges(total: int, band: str) -> None:
@@ -35,8 +42,12 @@ def test_phq9_band_edges(total: int, band: str) -> None:
 @pytest.mark.parametrize(
     ("instrument", "answers", "positive"),
     [
-        ("PHQ-2", [1, 1], False), ("PHQ-2", [1, 2], True), ("PHQ-2", [0, 0], False),
-        ("PHQ-2", [3, 3], True), ("GAD-2", [2, 0], False), ("GAD-2", [0, 3], True),
+        ("PHQ-2", [1, 1], False),
+        ("PHQ-2", [1, 2], True),
+        ("PHQ-2", [0, 0], False),
+        ("PHQ-2", [3, 3], True),
+        ("GAD-2", [2, 0], False),
+        ("GAD-2", [0, 3], True),
     ],
 )
 def test_two_item_screens_positive_at_three(

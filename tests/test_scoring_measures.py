@@ -12,8 +12,14 @@ from fhir_iapt.scoring.measures import IAPT_MEASURE_SYSTEM, outcome_rules, rules
 
 # (measure, caseness cut-off, reliable change index) from DOMAIN.md "Episode outcomes".
 DOMAIN_THRESHOLDS = [
-    ("PHQ-9", "10", "6"), ("GAD-7", "8", "4"), ("SPIN", "19", "10"), ("PCL5", "32", "10"),
-    ("IESR", "33", "9"), ("MI", "2.3", "0.73"), ("OCI", "17", "13"), ("PDSS", "8", "5"),
+    ("PHQ-9", "10", "6"),
+    ("GAD-7", "8", "4"),
+    ("SPIN", "19", "10"),
+    ("PCL5", "32", "10"),
+    ("IESR", "33", "9"),
+    ("MI", "2.3", "0.73"),
+    ("OCI", "17", "13"),
+    ("PDSS", "8", "5"),
     ("HAI", "18", "4"),
 ]
 
@@ -49,9 +55,22 @@ def test_codes() -> None:
 
 @pytest.mark.parametrize(
     ("descriptor", "measures"),
-    [("F40.1", ("SPIN",)), ("F43.1", ("PCL5", "IESR")), ("F40.0", ("MI",)), ("F42", ("OCI",)),
-     ("F42.9", ("OCI",)), ("f41.0", ("PDSS",)), ("F45.2", ("HAI",)), ("F41.1", ()),
-     ("F41.2", ()), ("F32", ()), ("F33.1", ()), ("F40.2", ()), ("", ()), (None, ())],
+    [
+        ("F40.1", ("SPIN",)),
+        ("F43.1", ("PCL5", "IESR")),
+        ("F40.0", ("MI",)),
+        ("F42", ("OCI",)),
+        ("F42.9", ("OCI",)),
+        ("f41.0", ("PDSS",)),
+        ("F45.2", ("HAI",)),
+        ("F41.1", ()),
+        ("F41.2", ()),
+        ("F32", ()),
+        ("F33.1", ()),
+        ("F40.2", ()),
+        ("", ()),
+        (None, ()),
+    ],
 )
 def test_descriptor_to_measure(descriptor: str | None, measures: tuple[str, ...]) -> None:
     """Problem descriptors map to DOMAIN.md's anxiety measures; others get none (GAD-7)."""
@@ -60,9 +79,18 @@ def test_descriptor_to_measure(descriptor: str | None, measures: tuple[str, ...]
 
 @pytest.mark.parametrize(
     ("measure", "raw", "expected"),
-    [("PHQ-9", "0", "0"), ("PHQ-9", "27", "27"), ("PHQ-9", " 12 ", "12"), ("PHQ-9", "12.0", "12"),
-     ("GAD-7", 21, "21"), ("WSAS", "40", "40"), ("MI", "2.3", "2.30"), ("MI", "1", "1.00"),
-     ("PHQ-9", "", None), ("PHQ-9", None, None)],
+    [
+        ("PHQ-9", "0", "0"),
+        ("PHQ-9", "27", "27"),
+        ("PHQ-9", " 12 ", "12"),
+        ("PHQ-9", "12.0", "12"),
+        ("GAD-7", 21, "21"),
+        ("WSAS", "40", "40"),
+        ("MI", "2.3", "2.30"),
+        ("MI", "1", "1.00"),
+        ("PHQ-9", "", None),
+        ("PHQ-9", None, None),
+    ],
 )
 def test_parse_score_accepts(measure: str, raw: str | int | None, expected: str | None) -> None:
     """In-range numbers (and blanks) are accepted and normalised."""
@@ -72,10 +100,19 @@ def test_parse_score_accepts(measure: str, raw: str | int | None, expected: str 
 
 @pytest.mark.parametrize(
     ("measure", "raw", "error_code"),
-    [("PHQ-9", "28", "FI355"), ("PHQ-9", "-1", "FI355"), ("GAD-7", "22", "FI355"),
-     ("WSAS", "41", "FI355"), ("MI", "0.9", "FI355"), ("PHQ-9", "ten", "FI354"),
-     ("PHQ-9", "1.5", "FI354"), ("MI", "2.305", "FI354"), ("PHQ-9", "NaN", "FI354"),
-     ("PHQ-9", "inf", "FI354"), ("BDI", "3", "FI356")],
+    [
+        ("PHQ-9", "28", "FI355"),
+        ("PHQ-9", "-1", "FI355"),
+        ("GAD-7", "22", "FI355"),
+        ("WSAS", "41", "FI355"),
+        ("MI", "0.9", "FI355"),
+        ("PHQ-9", "ten", "FI354"),
+        ("PHQ-9", "1.5", "FI354"),
+        ("MI", "2.305", "FI354"),
+        ("PHQ-9", "NaN", "FI354"),
+        ("PHQ-9", "inf", "FI354"),
+        ("BDI", "3", "FI356"),
+    ],
 )
 def test_parse_score_rejects(measure: str, raw: str, error_code: str) -> None:
     """Bad scores raise ScoringError at the given location, without the value in the message."""
@@ -92,10 +129,16 @@ def test_broken_table_is_a_mapping_error() -> None:
     with pytest.raises(MappingError):
         rules_from_table({"measures": {}, "rules": {}, "problem_descriptors": {}})
     with pytest.raises(MappingError, match="does not define"):
-        rules_from_table({
-            "measures": {}, "problem_descriptors": {"F40.1": ["SPIN"]},
-            "default_anxiety_measure": "GAD-7", "depression_measure": "PHQ-9",
-            "rules": {"finished_treatment_min_contacts": 2,
-                      "reliable_change_excludes_opposite_on_other": True,
-                      "outcome_flags_require_finished_treatment": True},
-        })
+        rules_from_table(
+            {
+                "measures": {},
+                "problem_descriptors": {"F40.1": ["SPIN"]},
+                "default_anxiety_measure": "GAD-7",
+                "depression_measure": "PHQ-9",
+                "rules": {
+                    "finished_treatment_min_contacts": 2,
+                    "reliable_change_excludes_opposite_on_other": True,
+                    "outcome_flags_require_finished_treatment": True,
+                },
+            }
+        )

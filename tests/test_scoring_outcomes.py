@@ -30,75 +30,160 @@ def episode(
 ) -> EpisodeRecord:
     """A synthetic episode with only the fields the rules read."""
     return EpisodeRecord(
-        source_system="urn:test", pathway_id="P1", referral_identifier_system="urn:ref",
-        referral_identifier="R1", nhs_number="9000000009", service_ods="ABC", consent="Y",
-        problem_descriptor=pd, treatment_contacts=contacts, phq9=_pair(phq), gad7=_pair(gad),
-        adsm=adsm, adsm_scores=_pair(adsm_scores),
+        source_system="urn:test",
+        pathway_id="P1",
+        referral_identifier_system="urn:ref",
+        referral_identifier="R1",
+        nhs_number="9000000009",
+        service_ods="ABC",
+        consent="Y",
+        problem_descriptor=pd,
+        treatment_contacts=contacts,
+        phq9=_pair(phq),
+        gad7=_pair(gad),
+        adsm=adsm,
+        adsm_scores=_pair(adsm_scores),
     )
 
 
 # Expected flags, in FLAG_NAMES order: caseness-at-start, finished-treatment, recovery,
 # reliable-improvement, reliable-deterioration, reliable-recovery. None = cannot be derived.
 CASES: list[tuple[str, EpisodeRecord, tuple[bool | None, ...]]] = [
-    ("PHQ-9 exactly at caseness (10)",
-     episode((10, 10), (0, 0)), (True, True, False, False, False, False)),
-    ("PHQ-9 one below caseness (9), GAD-7 one below (7)",
-     episode((9, 9), (7, 7)), (False, True, False, False, False, False)),
-    ("GAD-7 exactly at caseness (8) alone makes a case",
-     episode((0, 0), (8, 8)), (True, True, False, False, False, False)),
-    ("recovery: case at start, PHQ-9 9 / GAD-7 7 at the end",
-     episode((10, 9), (8, 7)), (True, True, True, False, False, False)),
-    ("PHQ-9 fall exactly at the index (6) is reliable improvement and recovery",
-     episode((15, 9), (5, 5)), (True, True, True, True, False, True)),
-    ("PHQ-9 fall one below the index (5) is not reliable",
-     episode((15, 10), (5, 5)), (True, True, False, False, False, False)),
-    ("GAD-7 fall exactly at the index (4) is reliable improvement",
-     episode((5, 5), (12, 8)), (True, True, False, True, False, False)),
-    ("PHQ-9 rise exactly at the index (6) is reliable deterioration",
-     episode((5, 11), (3, 3)), (False, True, False, False, True, False)),
-    ("GAD-7 rise of 3 (one below the index) is not deterioration",
-     episode((5, 5), (3, 6)), (False, True, False, False, False, False)),
-    ("improvement on PHQ-9 with deterioration on GAD-7 is neither (U rule)",
-     episode((15, 9), (4, 8)), (True, True, False, False, False, False)),
-    ("one treatment contact: not finished, later flags not applicable",
-     episode((15, 4), (12, 2), contacts=1), (True, False, None, None, None, None)),
-    ("exactly two contacts finishes treatment",
-     episode((15, 4), (12, 2), contacts=2), (True, True, True, True, False, True)),
-    ("contact count not recorded: finished and later flags unknown",
-     episode((15, 4), (12, 2), contacts=None), (True, None, None, None, None, None)),
-    ("missing last scores: recovery and reliable change unknown",
-     episode((15, None), (10, None)), (True, True, None, None, None, None)),
-    ("missing PHQ-9 last, GAD-7 reliably better: recovery unknown, no deterioration (U rule)",
-     episode((15, None), (10, 2)), (True, True, None, None, False, None)),
-    ("no first scores: caseness unknown, recovery unknown",
-     episode((None, 4), (None, 2)), (None, True, None, None, None, None)),
-    ("PHQ-9 15 at start is a case with no anxiety score; its fall rules out deterioration",
-     episode((15, 3), (None, None)), (True, True, None, None, False, None)),
-    ("not a case at start: recovery false, not unknown",
-     episode((5, 4), (3, None)), (False, True, False, None, None, False)),
-    ("ADSM present and fits (SPIN for F40.1): SPIN decides",
-     episode((5, 5), (5, 5), "SPIN", (30, 15), pd="F40.1"), (True, True, True, True, False, True)),
-    ("ADSM absent for F40.1: GAD-7 fallback",
-     episode((5, 5), (5, 5), pd="F40.1"), (False, True, False, False, False, False)),
-    ("ADSM unpaired (no last SPIN): GAD-7 fallback",
-     episode((5, 5), (5, 5), "SPIN", (30, None), pd="F40.1"),
-     (False, True, False, False, False, False)),
-    ("SPIN exactly at its cut-off (19) at the end is still a case",
-     episode((5, 5), (5, 5), "SPIN", (29, 19), pd="F40.1"),
-     (True, True, False, True, False, False)),
-    ("Mobility Inventory decimals: fall exactly 0.73, last exactly at 2.3",
-     episode((5, 5), (5, 5), "MI", (3.03, 2.30), pd="F40.0"),
-     (True, True, False, True, False, False)),
-    ("Mobility Inventory fall 0.72 is not reliable",
-     episode((5, 5), (5, 5), "MI", (3.02, 2.30), pd="F40.0"),
-     (True, True, False, False, False, False)),
-    ("IES-R also fits PTSD (F43.1)",
-     episode((5, 5), (5, 5), "IESR", (40, 20), pd="F43.1"), (True, True, True, True, False, True)),
-    ("OCI-R fits F42.2 by prefix",
-     episode((5, 5), (5, 5), "OCI", (30, 17), pd="F42.2"), (True, True, False, True, False, False)),
-    ("ADSM that does not fit the descriptor is ignored (SPIN for GAD)",
-     episode((5, 5), (5, 5), "SPIN", (30, 10), pd="F41.1"),
-     (False, True, False, False, False, False)),
+    (
+        "PHQ-9 exactly at caseness (10)",
+        episode((10, 10), (0, 0)),
+        (True, True, False, False, False, False),
+    ),
+    (
+        "PHQ-9 one below caseness (9), GAD-7 one below (7)",
+        episode((9, 9), (7, 7)),
+        (False, True, False, False, False, False),
+    ),
+    (
+        "GAD-7 exactly at caseness (8) alone makes a case",
+        episode((0, 0), (8, 8)),
+        (True, True, False, False, False, False),
+    ),
+    (
+        "recovery: case at start, PHQ-9 9 / GAD-7 7 at the end",
+        episode((10, 9), (8, 7)),
+        (True, True, True, False, False, False),
+    ),
+    (
+        "PHQ-9 fall exactly at the index (6) is reliable improvement and recovery",
+        episode((15, 9), (5, 5)),
+        (True, True, True, True, False, True),
+    ),
+    (
+        "PHQ-9 fall one below the index (5) is not reliable",
+        episode((15, 10), (5, 5)),
+        (True, True, False, False, False, False),
+    ),
+    (
+        "GAD-7 fall exactly at the index (4) is reliable improvement",
+        episode((5, 5), (12, 8)),
+        (True, True, False, True, False, False),
+    ),
+    (
+        "PHQ-9 rise exactly at the index (6) is reliable deterioration",
+        episode((5, 11), (3, 3)),
+        (False, True, False, False, True, False),
+    ),
+    (
+        "GAD-7 rise of 3 (one below the index) is not deterioration",
+        episode((5, 5), (3, 6)),
+        (False, True, False, False, False, False),
+    ),
+    (
+        "improvement on PHQ-9 with deterioration on GAD-7 is neither (U rule)",
+        episode((15, 9), (4, 8)),
+        (True, True, False, False, False, False),
+    ),
+    (
+        "one treatment contact: not finished, later flags not applicable",
+        episode((15, 4), (12, 2), contacts=1),
+        (True, False, None, None, None, None),
+    ),
+    (
+        "exactly two contacts finishes treatment",
+        episode((15, 4), (12, 2), contacts=2),
+        (True, True, True, True, False, True),
+    ),
+    (
+        "contact count not recorded: finished and later flags unknown",
+        episode((15, 4), (12, 2), contacts=None),
+        (True, None, None, None, None, None),
+    ),
+    (
+        "missing last scores: recovery and reliable change unknown",
+        episode((15, None), (10, None)),
+        (True, True, None, None, None, None),
+    ),
+    (
+        "missing PHQ-9 last, GAD-7 reliably better: recovery unknown, no deterioration (U rule)",
+        episode((15, None), (10, 2)),
+        (True, True, None, None, False, None),
+    ),
+    (
+        "no first scores: caseness unknown, recovery unknown",
+        episode((None, 4), (None, 2)),
+        (None, True, None, None, None, None),
+    ),
+    (
+        "PHQ-9 15 at start is a case with no anxiety score; its fall rules out deterioration",
+        episode((15, 3), (None, None)),
+        (True, True, None, None, False, None),
+    ),
+    (
+        "not a case at start: recovery false, not unknown",
+        episode((5, 4), (3, None)),
+        (False, True, False, None, None, False),
+    ),
+    (
+        "ADSM present and fits (SPIN for F40.1): SPIN decides",
+        episode((5, 5), (5, 5), "SPIN", (30, 15), pd="F40.1"),
+        (True, True, True, True, False, True),
+    ),
+    (
+        "ADSM absent for F40.1: GAD-7 fallback",
+        episode((5, 5), (5, 5), pd="F40.1"),
+        (False, True, False, False, False, False),
+    ),
+    (
+        "ADSM unpaired (no last SPIN): GAD-7 fallback",
+        episode((5, 5), (5, 5), "SPIN", (30, None), pd="F40.1"),
+        (False, True, False, False, False, False),
+    ),
+    (
+        "SPIN exactly at its cut-off (19) at the end is still a case",
+        episode((5, 5), (5, 5), "SPIN", (29, 19), pd="F40.1"),
+        (True, True, False, True, False, False),
+    ),
+    (
+        "Mobility Inventory decimals: fall exactly 0.73, last exactly at 2.3",
+        episode((5, 5), (5, 5), "MI", (3.03, 2.30), pd="F40.0"),
+        (True, True, False, True, False, False),
+    ),
+    (
+        "Mobility Inventory fall 0.72 is not reliable",
+        episode((5, 5), (5, 5), "MI", (3.02, 2.30), pd="F40.0"),
+        (True, True, False, False, False, False),
+    ),
+    (
+        "IES-R also fits PTSD (F43.1)",
+        episode((5, 5), (5, 5), "IESR", (40, 20), pd="F43.1"),
+        (True, True, True, True, False, True),
+    ),
+    (
+        "OCI-R fits F42.2 by prefix",
+        episode((5, 5), (5, 5), "OCI", (30, 17), pd="F42.2"),
+        (True, True, False, True, False, False),
+    ),
+    (
+        "ADSM that does not fit the descriptor is ignored (SPIN for GAD)",
+        episode((5, 5), (5, 5), "SPIN", (30, 10), pd="F41.1"),
+        (False, True, False, False, False, False),
+    ),
 ]
 
 
@@ -115,8 +200,11 @@ def test_rule_table(label: str, ep: EpisodeRecord, expected: tuple[bool | None, 
         (episode(pd="F40.1", adsm="SPIN", adsm_scores=(30, 10)), "SPIN", None),
         (episode(pd="F40.1"), "GAD-7", "adsm-not-recorded"),
         (episode(pd="F40.1", adsm="SPIN", adsm_scores=(None, 10)), "GAD-7", "adsm-unpaired"),
-        (episode(pd="F40.1", adsm="PCL5", adsm_scores=(40, 10)), "GAD-7",
-         "adsm-does-not-fit-descriptor"),
+        (
+            episode(pd="F40.1", adsm="PCL5", adsm_scores=(40, 10)),
+            "GAD-7",
+            "adsm-does-not-fit-descriptor",
+        ),
         (episode(pd="F43.1", adsm="PCL5", adsm_scores=(40, 10)), "PCL5", None),
         (episode(pd="F45.2", adsm="HAI", adsm_scores=(20, 10)), "HAI", None),
         (episode(pd="F41.0", adsm="PDSS", adsm_scores=(9, 2)), "PDSS", None),
@@ -137,7 +225,9 @@ def test_absent_flags_say_why() -> None:
     """A flag that cannot be derived carries a data-absent reason and names the missing input."""
     one_contact = derive_outcome(episode((15, 4), (12, 2), contacts=1)).flags["recovery"]
     assert (one_contact.absent, one_contact.reason) == (
-        "not-applicable", "episode did not finish a course of treatment")
+        "not-applicable",
+        "episode did not finish a course of treatment",
+    )
     missing = derive_outcome(episode((15, None), (10, None))).flags["recovery"]
     assert missing.absent == "unknown"
     assert missing.reasons == ("PHQ-9 last score not recorded", "GAD-7 last score not recorded")

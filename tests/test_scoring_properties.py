@@ -29,11 +29,31 @@ def _pair(measure: str) -> st.SearchStrategy[ScorePair]:
 def episodes(draw: st.DrawFn) -> EpisodeRecord:
     adsm = draw(st.none() | st.sampled_from(_RULES.adsm_names))
     return EpisodeRecord(
-        source_system="urn:test", pathway_id="P", referral_identifier_system="urn:ref",
-        referral_identifier="R", nhs_number="9000000009", service_ods="ABC", consent="Y",
-        problem_descriptor=draw(st.none() | st.sampled_from(
-            ["F32.1", "F33", "F40.0", "F40.1", "F40.2", "F41.0", "F41.1", "F41.2", "F42.1",
-             "F43.1", "F45.2"])),
+        source_system="urn:test",
+        pathway_id="P",
+        referral_identifier_system="urn:ref",
+        referral_identifier="R",
+        nhs_number="9000000009",
+        service_ods="ABC",
+        consent="Y",
+        problem_descriptor=draw(
+            st.none()
+            | st.sampled_from(
+                [
+                    "F32.1",
+                    "F33",
+                    "F40.0",
+                    "F40.1",
+                    "F40.2",
+                    "F41.0",
+                    "F41.1",
+                    "F41.2",
+                    "F42.1",
+                    "F43.1",
+                    "F45.2",
+                ]
+            )
+        ),
         treatment_contacts=draw(st.none() | st.integers(0, 30)),
         phq9=draw(_pair("PHQ-9")),
         gad7=draw(_pair("GAD-7")),

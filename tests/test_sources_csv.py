@@ -46,8 +46,11 @@ CASES = [
     ),
     pytest.param(
         b'a,b\n"x, y",2\n"multi\nline",3\n4,5\n',
-        [("record", 1, 2, ("x, y", "2")), ("record", 2, 3, ("multi\nline", "3")),
-         ("record", 3, 5, ("4", "5"))],
+        [
+            ("record", 1, 2, ("x, y", "2")),
+            ("record", 2, 3, ("multi\nline", "3")),
+            ("record", 3, 5, ("4", "5")),
+        ],
         id="quoted-comma-and-newline-keep-physical-lines",
     ),
     pytest.param(
@@ -57,8 +60,11 @@ CASES = [
     ),
     pytest.param(
         b"a,b\n1,2,3\n4,5\n6\n",
-        [("error", "FI101", 1, 2, None), ("record", 2, 3, ("4", "5")),
-         ("error", "FI101", 3, 4, None)],
+        [
+            ("error", "FI101", 1, 2, None),
+            ("record", 2, 3, ("4", "5")),
+            ("error", "FI101", 3, 4, None),
+        ],
         id="wrong-column-count-reported-and-reading-goes-on",
     ),
     pytest.param(

@@ -28,8 +28,7 @@ def _shape(raw: bytes, **options: object) -> list[tuple[object, ...]]:
 CASES = [
     pytest.param(
         b'[{"a": 1}, {"b": 2.5}]',
-        [("record", 1, None, "$[0]", {"a": 1}),
-         ("record", 2, None, "$[1]", {"b": Decimal("2.5")})],
+        [("record", 1, None, "$[0]", {"a": 1}), ("record", 2, None, "$[1]", {"b": Decimal("2.5")})],
         id="array-decimals-exact",
     ),
     pytest.param(
@@ -39,8 +38,12 @@ CASES = [
     ),
     pytest.param(
         b'[{"a": 1}, 7, "x", {"b": 2}]',
-        [("record", 1, None, "$[0]", {"a": 1}), ("error", "FI101", 2, None, "$[1]"),
-         ("error", "FI101", 3, None, "$[2]"), ("record", 4, None, "$[3]", {"b": 2})],
+        [
+            ("record", 1, None, "$[0]", {"a": 1}),
+            ("error", "FI101", 2, None, "$[1]"),
+            ("error", "FI101", 3, None, "$[2]"),
+            ("record", 4, None, "$[3]", {"b": 2}),
+        ],
         id="array-items-that-are-not-objects",
     ),
     pytest.param(
@@ -65,9 +68,13 @@ CASES = [
     ),
     pytest.param(
         b'{"a": 1}\n[1, 2]\n{"b": \n{"c": NaN}\n{"d": 4}\n',
-        [("record", 1, 1, None, {"a": 1}), ("error", "FI101", 2, 2, None),
-         ("error", "FI101", 3, 3, None), ("error", "FI101", 4, 4, None),
-         ("record", 5, 5, None, {"d": 4})],
+        [
+            ("record", 1, 1, None, {"a": 1}),
+            ("error", "FI101", 2, 2, None),
+            ("error", "FI101", 3, 3, None),
+            ("error", "FI101", 4, 4, None),
+            ("record", 5, 5, None, {"d": 4}),
+        ],
         id="ndjson-bad-lines-reported-and-reading-goes-on",
     ),
     pytest.param(
@@ -95,8 +102,7 @@ def test_layout_option_forces_ndjson() -> None:
 
 def test_messages_do_not_quote_the_input() -> None:
     """Parser messages are cut to their first line: no patient data from the input."""
-    items = list(read_records(io.BytesIO(b'[{"n": "9990000018"} {"x"'), name="t.json",
-                              fmt="json"))
+    items = list(read_records(io.BytesIO(b'[{"n": "9990000018"} {"x"'), name="t.json", fmt="json"))
     error = items[-1]
     assert isinstance(error, ReadError)
     assert "9990000018" not in str(error)
@@ -130,8 +136,6 @@ class _Endless(io.RawIOBase):
 def test_json_reader_streams(head: bytes, item: bytes) -> None:
     """The first records of an endless JSON stream come back without reading it all."""
     raw = _Endless(head, item)
-    records = itertools.islice(
-        read_records(io.BufferedReader(raw), name="s.json", fmt="json"), 5
-    )
+    records = itertools.islice(read_records(io.BufferedReader(raw), name="s.json", fmt="json"), 5)
     assert [r.location.row for r in records if isinstance(r, SourceRecord)] == [1, 2, 3, 4, 5]
     assert raw.served < 1_000_000

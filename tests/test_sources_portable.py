@@ -15,15 +15,19 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 @pytest.mark.parametrize(
     ("mapping", "file"),
-    [("respiratory-xml", "respiratory.xml"), ("diabetes-csv", "diabetes.csv"),
-     ("cardiac-json", "cardiac.json")],
+    [
+        ("respiratory-xml", "respiratory.xml"),
+        ("diabetes-csv", "diabetes.csv"),
+        ("cardiac-json", "cardiac.json"),
+    ],
 )
 def test_round_trip_through_pickle_maps_the_same(mapping: str, file: str) -> None:
     """portable -> pickle -> revive gives a record that maps to the same ReferralRecord."""
     loaded = load_mapping(mapping)
     with (EXAMPLES / file).open("rb") as stream:
-        records = [r for r in read_source(stream, name=file, mapping=loaded)
-                   if isinstance(r, SourceRecord)]
+        records = [
+            r for r in read_source(stream, name=file, mapping=loaded) if isinstance(r, SourceRecord)
+        ]
     for record in records:
         travelled = revive(pickle.loads(pickle.dumps(portable(record))))  # noqa: S301 - own data
         assert map_record(travelled, loaded) == map_record(record, loaded)

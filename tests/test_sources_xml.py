@@ -77,8 +77,14 @@ def test_xml_reader_cases(raw: bytes, expected: list[tuple[object, ...]]) -> Non
 def test_truncated_file_from_tests_data() -> None:
     """A respiratory export cut mid-visit keeps the whole visits and locates the cut."""
     raw = (DATA / "truncated.xml").read_bytes()
-    items = list(read_records(io.BytesIO(raw), name="truncated.xml", fmt="xml",
-                              options={"record": "/RespiratoryClinicExport/Visit"}))
+    items = list(
+        read_records(
+            io.BytesIO(raw),
+            name="truncated.xml",
+            fmt="xml",
+            options={"record": "/RespiratoryClinicExport/Visit"},
+        )
+    )
     assert [type(i).__name__ for i in items] == ["SourceRecord", "ReadError"]
     error = items[-1]
     assert error.location is not None
@@ -131,8 +137,10 @@ class _Endless(io.RawIOBase):
 def test_xml_reader_streams() -> None:
     """The first visits of an endless export come back without reading it all."""
     raw = _Endless(b'<Export clinic="RZZ60">', b'<Visit id="v"><P a="1"/></Visit>\n')
-    records = list(itertools.islice(
-        read_records(io.BufferedReader(raw), name="s.xml", fmt="xml", options=OPTIONS), 5
-    ))
+    records = list(
+        itertools.islice(
+            read_records(io.BufferedReader(raw), name="s.xml", fmt="xml", options=OPTIONS), 5
+        )
+    )
     assert [r.location.row for r in records] == [1, 2, 3, 4, 5]
     assert raw.served < 1_000_000

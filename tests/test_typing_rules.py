@@ -34,8 +34,11 @@ def test_functions_that_always_raise_are_typed_noreturn() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                    and _always_raises(node) and not _placeholder(node)):
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and _always_raises(node)
+                and not _placeholder(node)
+            ):
                 returns = ast.unparse(node.returns) if node.returns else None
                 if returns != "NoReturn":
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")

@@ -21,8 +21,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def _broken_first() -> list[Converted]:
     """The example's converted results, the first bundle's ServiceRequest status not a code of
     its required value set."""
-    results = [r for r in convert_file(EXAMPLES / "diabetes.csv", mapping="diabetes-csv",
-                                       validation="none") if isinstance(r, Converted)]
+    results = [
+        r
+        for r in convert_file(EXAMPLES / "diabetes.csv", mapping="diabetes-csv", validation="none")
+        if isinstance(r, Converted)
+    ]
     bundle = copy.deepcopy(results[0].bundle)
     for entry in bundle["entry"]:
         if entry["resource"]["resourceType"] == "ServiceRequest":
@@ -62,8 +65,19 @@ def test_cli_validate_none_gives_the_same_bundles(tmp_path: Path) -> None:
     outs = {}
     for policy in ("none", "first"):
         out = tmp_path / policy
-        result = runner.invoke(main, ["convert", str(EXAMPLES / "diabetes.csv"), "--mapping",
-                                      "diabetes-csv", "--out", str(out), "--validate", policy])
+        result = runner.invoke(
+            main,
+            [
+                "convert",
+                str(EXAMPLES / "diabetes.csv"),
+                "--mapping",
+                "diabetes-csv",
+                "--out",
+                str(out),
+                "--validate",
+                policy,
+            ],
+        )
         assert result.exit_code == 0, result.output
         outs[policy] = (out / "bundles.ndjson").read_bytes()
         summary = json.loads((out / "summary.json").read_text())

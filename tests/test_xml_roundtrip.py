@@ -38,16 +38,30 @@ def test_element_order_comes_from_the_definition_not_the_json() -> None:
     """JSON key order does not matter: XML follows the R4 element order."""
     resource = dict(reversed(list(fresh("ServiceRequest").items())))
     names = [etree.QName(c).localname for c in _tree(resource)]
-    assert names == ["id", "meta", "identifier", "status", "intent", "category", "code",
-                     "subject", "authoredOn", "requester", "reasonReference",
-                     "supportingInfo", "supportingInfo"]
+    assert names == [
+        "id",
+        "meta",
+        "identifier",
+        "status",
+        "intent",
+        "category",
+        "code",
+        "subject",
+        "authoredOn",
+        "requester",
+        "reasonReference",
+        "supportingInfo",
+        "supportingInfo",
+    ]
 
 
 def test_primitive_extension_and_id_sit_on_the_element() -> None:
     """_birthDate's id and extension become attributes/children of <birthDate>."""
     resource = copy.deepcopy(PATIENT)
-    resource["_birthDate"] = {"id": "bd", "extension": [
-        {"url": "http://example.org/accuracy", "valueCode": "estimated"}]}
+    resource["_birthDate"] = {
+        "id": "bd",
+        "extension": [{"url": "http://example.org/accuracy", "valueCode": "estimated"}],
+    }
     node = _tree(resource).find("f:birthDate", NS)
     assert node.get("value") == "1970-05-17"
     assert node.get("id") == "bd"
@@ -59,16 +73,20 @@ def test_repeating_primitive_with_partial_extensions_round_trips() -> None:
     """given: ["A", "B"] with _given: [null, {...}] survives a round trip."""
     resource = copy.deepcopy(PATIENT)
     resource["name"][0]["given"] = ["Alex", "Sam"]
-    resource["name"][0]["_given"] = [None, {"extension": [
-        {"url": "http://example.org/x", "valueBoolean": True}]}]
+    resource["name"][0]["_given"] = [
+        None,
+        {"extension": [{"url": "http://example.org/x", "valueBoolean": True}]},
+    ]
     assert xml_to_resource(resource_to_xml(resource)) == resource
 
 
 def test_narrative_div_is_embedded_xhtml() -> None:
     """Narrative.div is written as an XHTML element and read back as the same string."""
     resource = copy.deepcopy(PATIENT)
-    resource["text"] = {"status": "generated",
-                        "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Alex</p></div>'}
+    resource["text"] = {
+        "status": "generated",
+        "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Alex</p></div>',
+    }
     root = _tree(resource)
     div = root.find("f:text/{http://www.w3.org/1999/xhtml}div", NS)
     assert div is not None
@@ -109,8 +127,10 @@ def test_unknown_json_element_cannot_be_written() -> None:
 
 def test_unknown_xml_element_is_rejected_with_its_line() -> None:
     """Reading an undefined element is a ReadError naming the line."""
-    data = (b'<Patient xmlns="http://hl7.org/fhir">\n<gender value="female"/>\n'
-            b'<shoeSize value="9"/>\n</Patient>')
+    data = (
+        b'<Patient xmlns="http://hl7.org/fhir">\n<gender value="female"/>\n'
+        b'<shoeSize value="9"/>\n</Patient>'
+    )
     with pytest.raises(ReadError) as info:
         xml_to_resource(data, file="p.xml")
     assert info.value.location is not None
@@ -126,8 +146,10 @@ def test_bad_boolean_is_rejected() -> None:
 
 def test_external_entities_are_not_expanded() -> None:
     """An XXE payload is not resolved: the entity never becomes a value."""
-    data = (b'<?xml version="1.0"?><!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-            b'<Patient xmlns="http://hl7.org/fhir"><gender value="&x;"/></Patient>')
+    data = (
+        b'<?xml version="1.0"?><!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<Patient xmlns="http://hl7.org/fhir"><gender value="&x;"/></Patient>'
+    )
     try:
         resource = xml_to_resource(data)
     except ReadError:

@@ -164,4 +164,3 @@ __all__ = [
     "layout_options",
     "write_results",
 ]
-

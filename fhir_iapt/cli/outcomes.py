@@ -80,8 +80,13 @@ def _results(
         else:
             chosen = mapping
         yield from convert_files(
-            [path], mapping=chosen, options=options, validation=validation, workers=workers,
-            consent=consent, shape_cache=shape_cache,
+            [path],
+            mapping=chosen,
+            options=options,
+            validation=validation,
+            workers=workers,
+            consent=consent,
+            shape_cache=shape_cache,
         )
 
 
@@ -150,8 +155,15 @@ def outcomes(
     options = BuildOptions(
         request_method="put" if request_method == "put" else "conditional-create"
     )
-    results = _results(inputs, mapping, options, validation, effective_workers(workers),
-                       register, default_shape_cache())
+    results = _results(
+        inputs,
+        mapping,
+        options,
+        validation,
+        effective_workers(workers),
+        register,
+        default_shape_cache(),
+    )
     try:
         code = write_results(
             results,

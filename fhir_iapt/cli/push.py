@@ -38,13 +38,15 @@ _MODES: dict[str, ConditionalMode] = {"auto": "auto", "keep": "keep", "put": "pu
 def _secret_from(env: str | None, file: Path | None, what: str) -> str | None:
     """A secret from an environment variable or the first line of a file (never echoed)."""
     if env and file:
-        raise ConfigError(f"give the {what} by environment variable or by file, not both",
-                          error_code="FI802")
+        raise ConfigError(
+            f"give the {what} by environment variable or by file, not both", error_code="FI802"
+        )
     if env:
         value = os.environ.get(env)
         if not value:
-            raise ConfigError(f"environment variable {env} (the {what}) is not set",
-                              error_code="FI802")
+            raise ConfigError(
+                f"environment variable {env} (the {what}) is not set", error_code="FI802"
+            )
         return value.strip()
     if file:
         try:
@@ -73,36 +75,53 @@ def build_auth(
     """The auth the options ask for (at most one mode), or None; ConfigError when inconsistent."""
     token = _secret_from(token_env, token_file, "bearer token")
     secret = _secret_from(client_secret_env, client_secret_file, "client secret")
-    modes = [name for name, on in (("bearer token", token is not None),
-                                   ("client secret", secret is not None),
-                                   ("private key", private_key is not None)) if on]
+    modes = [
+        name
+        for name, on in (
+            ("bearer token", token is not None),
+            ("client secret", secret is not None),
+            ("private key", private_key is not None),
+        )
+        if on
+    ]
     if len(modes) > 1:
         raise ConfigError(f"choose one auth mode, not {' and '.join(modes)}", error_code="FI802")
     if token is not None:
         return BearerToken(token)
     if not modes:
         if client_id or token_url:
-            raise ConfigError("--client-id/--token-url need --client-secret-env/-file or "
-                              "--private-key", error_code="FI802")
+            raise ConfigError(
+                "--client-id/--token-url need --client-secret-env/-file or --private-key",
+                error_code="FI802",
+            )
         return None
     if not client_id or not token_url:
         raise ConfigError("OAuth needs --client-id and --token-url", error_code="FI802")
     if secret is not None:
         return ClientCredentials(token_url, client_id, secret, scope=scope)
     if private_key is None:
-        raise ConfigError("--private-key is required for SMART Backend Services",
-                          error_code="FI802")
+        raise ConfigError(
+            "--private-key is required for SMART Backend Services", error_code="FI802"
+        )
     if not key_id:
-        raise ConfigError("SMART Backend Services needs --key-id (the kid registered with the "
-                          "server)", error_code="FI802")
+        raise ConfigError(
+            "SMART Backend Services needs --key-id (the kid registered with the server)",
+            error_code="FI802",
+        )
     try:
         pem = private_key.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read the private key file {private_key}",
-                          error_code="FI802") from exc
-    return SmartBackendServices(token_url, client_id, pem, kid=key_id,
-                                alg="ES384" if alg == "ES384" else "RS384",
-                                scope=scope or "system/*.write")
+        raise ConfigError(
+            f"cannot read the private key file {private_key}", error_code="FI802"
+        ) from exc
+    return SmartBackendServices(
+        token_url,
+        client_id,
+        pem,
+        kid=key_id,
+        alg="ES384" if alg == "ES384" else "RS384",
+        scope=scope or "system/*.write",
+    )
 
 
 class _Progress:
@@ -121,63 +140,131 @@ class _Progress:
             self.stream.flush()
 
     def _text(self) -> str:
-        return ", ".join(f"{n} {status}" for status, n in self.counts.items() if n or
-                         status != "not-attempted")
+        return ", ".join(
+            f"{n} {status}" for status, n in self.counts.items() if n or status != "not-attempted"
+        )
 
     def finish(self, out_dir: Path) -> None:
         if self.live:
             self.stream.write("\n")
         self.stream.write(f"{self._text()}; results in {out_dir / RESULTS_FILE}\n")
         if self.counts["failed"] or self.counts["not-attempted"]:
-            self.stream.write(f"undelivered bundles in {out_dir / FAILED_FILE} "
-                              "(push that file again to retry them)\n")
+            self.stream.write(
+                f"undelivered bundles in {out_dir / FAILED_FILE} "
+                "(push that file again to retry them)\n"
+            )
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
-@click.option("--server", required=True, metavar="URL",
-              help="FHIR base URL, e.g. https://iapt.example.nhs.uk/fhir/R4.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for results.ndjson and failed.ndjson [default: beside the input].")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--server",
+    required=True,
+    metavar="URL",
+    help="FHIR base URL, e.g. https://iapt.example.nhs.uk/fhir/R4.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for results.ndjson and failed.ndjson [default: beside the input].",
+)
 @click.option("--token-env", metavar="VAR", help="Static bearer token from this env variable.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Static bearer token from this file (first line).")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Static bearer token from this file (first line).",
+)
 @click.option("--client-id", help="OAuth2 / SMART client id.")
-@click.option("--client-secret-env", metavar="VAR",
-              help="OAuth2 client secret from this env variable (client credentials).")
-@click.option("--client-secret-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="OAuth2 client secret from this file (first line).")
+@click.option(
+    "--client-secret-env",
+    metavar="VAR",
+    help="OAuth2 client secret from this env variable (client credentials).",
+)
+@click.option(
+    "--client-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="OAuth2 client secret from this file (first line).",
+)
 @click.option("--token-url", metavar="URL", help="OAuth2 token endpoint.")
-@click.option("--private-key", type=click.Path(dir_okay=False, path_type=Path),
-              help="SMART Backend Services: PEM private key signing the client assertion.")
+@click.option(
+    "--private-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SMART Backend Services: PEM private key signing the client assertion.",
+)
 @click.option("--key-id", help="SMART Backend Services: the key's kid, as registered.")
-@click.option("--alg", type=click.Choice(["RS384", "ES384"]), default="RS384", show_default=True,
-              help="SMART Backend Services signing algorithm.")
+@click.option(
+    "--alg",
+    type=click.Choice(["RS384", "ES384"]),
+    default="RS384",
+    show_default=True,
+    help="SMART Backend Services signing algorithm.",
+)
 @click.option("--scope", help="OAuth2 scope to ask for (SMART default: system/*.write).")
-@click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
-              help="Client certificate (PEM) for mutual TLS; needs --key.")
-@click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
-              help="Private key (PEM) of the client certificate.")
-@click.option("--ca-bundle", type=click.Path(dir_okay=False, path_type=Path),
-              help="CA bundle (PEM) to verify the server with, instead of the default trust.")
-@click.option("--attempts", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Tries per Bundle (connection errors, timeouts, 408/429/5xx).")
-@click.option("--max-elapsed", type=click.FloatRange(min=0, min_open=True), default=120.0,
-              show_default=True, help="Seconds one Bundle may spend on retries.")
-@click.option("--backoff", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="First retry wait in seconds (doubles each retry, plus jitter).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds to wait for the server per request.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Resources per transaction when pushing a bulk layout.")
-@click.option("--conditional", type=click.Choice(["auto", "keep", "put"]), default="auto",
-              show_default=True,
-              help="Conditional creates: auto = keep them for types the server's "
-              "CapabilityStatement can conditionally create by identifier, PUT under the "
-              "deterministic id otherwise; keep = send as built; put = always PUT.")
-@click.option("--keep-going", is_flag=True,
-              help="Try every Bundle even after the server became unreachable or refused us.")
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Client certificate (PEM) for mutual TLS; needs --key.",
+)
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key (PEM) of the client certificate.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA bundle (PEM) to verify the server with, instead of the default trust.",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Tries per Bundle (connection errors, timeouts, 408/429/5xx).",
+)
+@click.option(
+    "--max-elapsed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds one Bundle may spend on retries.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="First retry wait in seconds (doubles each retry, plus jitter).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the server per request.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Resources per transaction when pushing a bulk layout.",
+)
+@click.option(
+    "--conditional",
+    type=click.Choice(["auto", "keep", "put"]),
+    default="auto",
+    show_default=True,
+    help="Conditional creates: auto = keep them for types the server's "
+    "CapabilityStatement can conditionally create by identifier, PUT under the "
+    "deterministic id otherwise; keep = send as built; put = always PUT.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Try every Bundle even after the server became unreachable or refused us.",
+)
 def push(
     inputs: tuple[Path, ...],
     server: str,
@@ -208,20 +295,38 @@ def push(
     try:
         if (cert is None) != (key is None):
             raise ConfigError("--cert and --key go together", error_code="FI803")
-        auth = build_auth(token_env=token_env, token_file=token_file, client_id=client_id,
-                          client_secret_env=client_secret_env,
-                          client_secret_file=client_secret_file, token_url=token_url,
-                          private_key=private_key, key_id=key_id, alg=alg, scope=scope)
+        auth = build_auth(
+            token_env=token_env,
+            token_file=token_file,
+            client_id=client_id,
+            client_secret_env=client_secret_env,
+            client_secret_file=client_secret_file,
+            token_url=token_url,
+            private_key=private_key,
+            key_id=key_id,
+            alg=alg,
+            scope=scope,
+        )
         retry = RetryPolicy(attempts=attempts, max_elapsed=max_elapsed, backoff_initial=backoff)
         target = out_dir or default_out_dir(inputs[0])
         progress = _Progress(err)
-        with FhirClient(server, auth=auth, retry=retry, timeout=timeout,
-                        verify=ca_bundle if ca_bundle is not None else True,
-                        cert=(cert, key) if cert is not None and key is not None else None
-                        ) as client:
-            summary = push_to(client, inputs, target, chunk_size=chunk_size,
-                              keep_going=keep_going, on_result=progress,
-                              conditional=_MODES[conditional])
+        with FhirClient(
+            server,
+            auth=auth,
+            retry=retry,
+            timeout=timeout,
+            verify=ca_bundle if ca_bundle is not None else True,
+            cert=(cert, key) if cert is not None and key is not None else None,
+        ) as client:
+            summary = push_to(
+                client,
+                inputs,
+                target,
+                chunk_size=chunk_size,
+                keep_going=keep_going,
+                on_result=progress,
+                conditional=_MODES[conditional],
+            )
     except FhirIaptError as exc:  # configuration, or an input that cannot be opened
         err.write(f"fhir-iapt push: {exc} ({exc.error_code})\n")
         raise SystemExit(EXIT_USAGE) from None

@@ -65,8 +65,7 @@ def _units(path: Path) -> Iterator[tuple[Location, Any]]:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Validate FHIR JSON, XML or NDJSON files against R4 and the fhir-iapt profiles."""
     from fhir_iapt.fhir.validate import default_validator, has_errors
@@ -78,8 +77,14 @@ def validate(paths: tuple[Path, ...]) -> None:
         try:
             for where, resource in _units(path):
                 if resource is None:
-                    issues = [Issue(diagnostics="line is not JSON", code="structure",
-                                    location=where, error_code=UNREADABLE)]
+                    issues = [
+                        Issue(
+                            diagnostics="line is not JSON",
+                            code="structure",
+                            location=where,
+                            error_code=UNREADABLE,
+                        )
+                    ]
                 else:
                     issues = validator.validate(resource, location=where)
                 if has_errors(issues):

@@ -181,8 +181,7 @@ class ClientCredentials(_OAuthFlow):
         refresh_skew: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(token_url, client_id, scope=scope, refresh_skew=refresh_skew,
-                         clock=clock)
+        super().__init__(token_url, client_id, scope=scope, refresh_skew=refresh_skew, clock=clock)
         if not client_secret:
             raise ConfigError("client secret is empty", error_code="FI802")
         self._secret = client_secret
@@ -235,8 +234,7 @@ class SmartBackendServices(_OAuthFlow):
         refresh_skew: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(token_url, client_id, scope=scope, refresh_skew=refresh_skew,
-                         clock=clock)
+        super().__init__(token_url, client_id, scope=scope, refresh_skew=refresh_skew, clock=clock)
         if not kid:
             raise ConfigError("SMART key id (kid) is empty", error_code="FI802")
         if not 0 < assertion_lifetime <= 300:

@@ -65,12 +65,22 @@ def ssl_context(verify: Verify = True, cert: Cert = None) -> ssl.SSLContext | bo
 
 
 def _log_retry(
-    request: httpx.Request, attempt: int, *, error_code: str | None = None,
+    request: httpx.Request,
+    attempt: int,
+    *,
+    error_code: str | None = None,
     http_status: int | None = None,
 ) -> None:
-    log_event(log, logging.WARNING, "request failed, retrying", method=request.method,
-              url=redacted_url(request.url), attempt=attempt, error_code=error_code,
-              http_status=http_status)
+    log_event(
+        log,
+        logging.WARNING,
+        "request failed, retrying",
+        method=request.method,
+        url=redacted_url(request.url),
+        attempt=attempt,
+        error_code=error_code,
+        http_status=http_status,
+    )
 
 
 def _note_attempts(exc: FhirIaptError, answer: Answer | None) -> None:
@@ -164,8 +174,9 @@ class FhirClient(_Shell):
         """POST a batch Bundle; per-entry failures are in the result's ``failed``."""
         return self._run(self._core.batch(bundle))
 
-    def create(self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
-               ) -> WriteResult:
+    def create(
+        self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
+    ) -> WriteResult:
         """POST a resource; with ``if_none_exist`` a conditional create (200 when one matched)."""
         return self._run(self._core.create(resource, if_none_exist=if_none_exist))
 
@@ -176,10 +187,17 @@ class FhirClient(_Shell):
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         return self._run(self._core.read(resource_type, resource_id))
 
-    def search(self, resource_type: str, params: SearchParams | None = None, *,
-               follow_next: bool = False, max_pages: int = 100) -> dict[str, Any]:
-        return self._run(self._core.search(resource_type, params, follow_next=follow_next,
-                                           max_pages=max_pages))
+    def search(
+        self,
+        resource_type: str,
+        params: SearchParams | None = None,
+        *,
+        follow_next: bool = False,
+        max_pages: int = 100,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._core.search(resource_type, params, follow_next=follow_next, max_pages=max_pages)
+        )
 
     def capabilities(self) -> dict[str, Any]:
         return self._run(self._core.capabilities())
@@ -190,8 +208,12 @@ class FhirClient(_Shell):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -265,8 +287,9 @@ class AsyncFhirClient(_Shell):
         """POST a batch Bundle; per-entry failures are in the result's ``failed``."""
         return await self._run(self._core.batch(bundle))
 
-    async def create(self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
-                     ) -> WriteResult:
+    async def create(
+        self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
+    ) -> WriteResult:
         """POST a resource; with ``if_none_exist`` a conditional create (200 when one matched)."""
         return await self._run(self._core.create(resource, if_none_exist=if_none_exist))
 
@@ -277,10 +300,17 @@ class AsyncFhirClient(_Shell):
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         return await self._run(self._core.read(resource_type, resource_id))
 
-    async def search(self, resource_type: str, params: SearchParams | None = None, *,
-                     follow_next: bool = False, max_pages: int = 100) -> dict[str, Any]:
-        return await self._run(self._core.search(resource_type, params, follow_next=follow_next,
-                                                 max_pages=max_pages))
+    async def search(
+        self,
+        resource_type: str,
+        params: SearchParams | None = None,
+        *,
+        follow_next: bool = False,
+        max_pages: int = 100,
+    ) -> dict[str, Any]:
+        return await self._run(
+            self._core.search(resource_type, params, follow_next=follow_next, max_pages=max_pages)
+        )
 
     async def capabilities(self) -> dict[str, Any]:
         return await self._run(self._core.capabilities())
@@ -291,8 +321,12 @@ class AsyncFhirClient(_Shell):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
 

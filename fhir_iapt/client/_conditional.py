@@ -33,8 +33,9 @@ def conditional_types(capabilities: Mapping[str, Any]) -> frozenset[str]:
         for resource in rest.get("resource") or []:
             if not isinstance(resource, dict) or not resource.get("conditionalCreate"):
                 continue
-            names = {p.get("name") for p in resource.get("searchParam") or []
-                     if isinstance(p, dict)}
+            names = {
+                p.get("name") for p in resource.get("searchParam") or [] if isinstance(p, dict)
+            }
             if "identifier" in names:
                 supported.add(str(resource.get("type")))
     return frozenset(supported)
@@ -63,8 +64,10 @@ def fit_bundle(bundle: Mapping[str, Any], keep: frozenset[str] | None) -> dict[s
             and resource["id"]
         ):
             entry = copy.copy(entry)
-            entry["request"] = {"method": "PUT",
-                                "url": f"{resource['resourceType']}/{resource['id']}"}
+            entry["request"] = {
+                "method": "PUT",
+                "url": f"{resource['resourceType']}/{resource['id']}",
+            }
             changed = True
         entries.append(entry)
     if changed:

@@ -195,8 +195,9 @@ class ClientCore:
 
     # ---- flows ------------------------------------------------------------------------------
 
-    def _bundle(self, bundle: Mapping[str, Any], kind: str, raise_on_entries: bool
-                ) -> Flow[BundleResponse]:
+    def _bundle(
+        self, bundle: Mapping[str, Any], kind: str, raise_on_entries: bool
+    ) -> Flow[BundleResponse]:
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
             raise DeliveryError(f"not a {kind} Bundle; refusing to send it", error_code="FI702")
         answer = yield self.request("POST", "", body=bundle)
@@ -238,8 +239,9 @@ class ClientCore:
             attempts=answer.attempts,
         )
 
-    def create(self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
-               ) -> Flow[WriteResult]:
+    def create(
+        self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
+    ) -> Flow[WriteResult]:
         rtype = _resource_type(resource)
         headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
         return self._write(self.request("POST", rtype, body=resource, headers=headers))
@@ -315,8 +317,11 @@ def _pairs(params: SearchParams) -> list[tuple[str, str | int | float | bool | N
 def _resource_type(resource: Mapping[str, Any]) -> str:
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
-        raise DeliveryError("resource has no resourceType", error_code="FI702",
-                            issues=[Issue("resourceType is required", code="required")])
+        raise DeliveryError(
+            "resource has no resourceType",
+            error_code="FI702",
+            issues=[Issue("resourceType is required", code="required")],
+        )
     return rtype
 
 

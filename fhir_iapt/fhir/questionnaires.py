@@ -48,8 +48,9 @@ def _answer_options(answer_set: list[dict[str, Any]], *, scored: bool) -> list[d
     return options
 
 
-def _item(spec: dict[str, Any], answer_set: list[dict[str, Any]], *, scored: bool
-          ) -> dict[str, Any]:
+def _item(
+    spec: dict[str, Any], answer_set: list[dict[str, Any]], *, scored: bool
+) -> dict[str, Any]:
     return {
         "linkId": str(spec["code"]),
         "code": [{"system": LOINC, "code": str(spec["code"]), "display": str(spec["text"])}],
@@ -69,8 +70,7 @@ def build_questionnaire(name: str) -> dict[str, Any]:
     panel = spec["panel"]
     items = [_item(item, answer_sets[spec["answers"]], scored=True) for item in spec["items"]]
     for item in spec.get("unscored_items", ()):
-        items.append(_item(item, answer_sets[item.get("answers", spec["answers"])],
-                           scored=False))
+        items.append(_item(item, answer_sets[item.get("answers", spec["answers"])], scored=False))
     return {
         "resourceType": "Questionnaire",
         "id": slug,
@@ -91,8 +91,13 @@ def build_questionnaire(name: str) -> dict[str, Any]:
             "LOINC codes and answer lists are copyright Regenstrief Institute, Inc. and the "
             "LOINC Committee, used under the LOINC license (https://loinc.org/license/)."
         ),
-        "code": [{"system": str(panel["system"]), "code": str(panel["code"]),
-                  "display": str(panel["display"])}],
+        "code": [
+            {
+                "system": str(panel["system"]),
+                "code": str(panel["code"]),
+                "display": str(panel["display"]),
+            }
+        ],
         "item": items,
     }
 

@@ -40,8 +40,7 @@ _PARSER = etree.XMLParser(
 
 
 def _fail_emit(message: str, expression: str) -> EmitError:
-    issue = Issue(diagnostics=message, code="structure", expression=expression,
-                  error_code="FI640")
+    issue = Issue(diagnostics=message, code="structure", expression=expression, error_code="FI640")
     return EmitError(message, issues=[issue], error_code="FI640")
 
 
@@ -58,8 +57,9 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _write_resource(resource: dict[str, Any], parent: etree._Element | None, expr: str
-                    ) -> etree._Element:
+def _write_resource(
+    resource: dict[str, Any], parent: etree._Element | None, expr: str
+) -> etree._Element:
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not defs.is_resource_type(rtype):
         raise _fail_emit("resourceType is missing or not an R4 resource type", expr)
@@ -73,13 +73,23 @@ def _write_resource(resource: dict[str, Any], parent: etree._Element | None, exp
     return node
 
 
-def _write_children(type_name: str, path: str, obj: dict[str, Any], node: etree._Element,
-                    expr: str, *, resource_root: bool = False) -> None:
+def _write_children(
+    type_name: str,
+    path: str,
+    obj: dict[str, Any],
+    node: etree._Element,
+    expr: str,
+    *,
+    resource_root: bool = False,
+) -> None:
     elements = defs.children_of(type_name, path)
     known: set[str] = {"resourceType"} if resource_root else set()
     for element in elements:
-        keys = ([element.name + t[:1].upper() + t[1:] for t in element.types]
-                if element.choice else [element.name])
+        keys = (
+            [element.name + t[:1].upper() + t[1:] for t in element.types]
+            if element.choice
+            else [element.name]
+        )
         for key in keys:
             if key not in obj and f"_{key}" not in obj:
                 continue
@@ -95,12 +105,20 @@ def _write_children(type_name: str, path: str, obj: dict[str, Any], node: etree.
             _write_element(type_name, element, type_code, key, obj, node, f"{expr}.{key}")
     unknown = sorted(k for k in obj if k not in known)
     if unknown:
-        raise _fail_emit(f"element {unknown[0]!r} is not defined in R4 {type_name}",
-                         f"{expr}.{unknown[0]}")
+        raise _fail_emit(
+            f"element {unknown[0]!r} is not defined in R4 {type_name}", f"{expr}.{unknown[0]}"
+        )
 
 
-def _write_element(type_name: str, element: defs.ElementDef, type_code: str, key: str,
-                   obj: dict[str, Any], node: etree._Element, expr: str) -> None:
+def _write_element(
+    type_name: str,
+    element: defs.ElementDef,
+    type_code: str,
+    key: str,
+    obj: dict[str, Any],
+    node: etree._Element,
+    expr: str,
+) -> None:
     values = _as_list(obj[key]) if key in obj else []
     shadows = _as_list(obj.get(f"_{key}")) if f"_{key}" in obj else []
     count = max(len(values), len(shadows))
@@ -148,8 +166,7 @@ def resource_to_xml(resource: dict[str, Any]) -> bytes:
     Raises :class:`EmitError` when the resource has elements R4 does not define.
     """
     root = _write_resource(resource, None, "")
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8",
-                                pretty_print=True))
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 # --------------------------------------------------------------------------- XML -> JSON
@@ -157,8 +174,11 @@ def resource_to_xml(resource: dict[str, Any]) -> bytes:
 
 def _fail_read(message: str, element: etree._Element, file: str | None) -> ReadError:
     line = element.sourceline
-    location = Location(file=file, line=line if isinstance(line, int) else None,
-                        element=element.getroottree().getpath(element))
+    location = Location(
+        file=file,
+        line=line if isinstance(line, int) else None,
+        element=element.getroottree().getpath(element),
+    )
     issue = Issue(diagnostics=message, code="structure", location=location, error_code="FI130")
     return ReadError(message, issues=[issue], location=location, error_code="FI130")
 
@@ -167,11 +187,10 @@ def _local(element: etree._Element, file: str | None) -> str:
     tag = element.tag
     if not isinstance(tag, str) or not tag.startswith(_F):
         raise _fail_read("element is not in the FHIR namespace", element, file)
-    return tag[len(_F):]
+    return tag[len(_F) :]
 
 
-def _parse_primitive(text: str, type_code: str, element: etree._Element,
-                     file: str | None) -> Any:
+def _parse_primitive(text: str, type_code: str, element: etree._Element, file: str | None) -> Any:
     kind = defs.json_kind(type_code)
     try:
         if kind == "bool":
@@ -198,8 +217,15 @@ def _read_resource(node: etree._Element, file: str | None) -> dict[str, Any]:
     return out
 
 
-def _read_children(type_name: str, path: str, node: etree._Element, out: dict[str, Any],
-                   file: str | None, *, resource_root: bool = False) -> None:
+def _read_children(
+    type_name: str,
+    path: str,
+    node: etree._Element,
+    out: dict[str, Any],
+    file: str | None,
+    *,
+    resource_root: bool = False,
+) -> None:
     elements = defs.children_of(type_name, path)
     if not resource_root:
         for name, value in node.attrib.items():
@@ -212,8 +238,11 @@ def _read_children(type_name: str, path: str, node: etree._Element, out: dict[st
             continue  # comments and processing instructions carry no data
         key = "div" if child.tag == f"{{{XHTML_NS}}}div" else _local(child, file)
         match = defs.match_key(elements, key)
-        if match is None or (match[0].xml_attr and not resource_root) or (
-                key == "div") != (match[1] == "xhtml"):
+        if (
+            match is None
+            or (match[0].xml_attr and not resource_root)
+            or (key == "div") != (match[1] == "xhtml")
+        ):
             raise _fail_read(f"element {key!r} is not defined in R4 {type_name}", child, file)
         element, type_code = match
         value, shadow = _read_element(type_name, element, type_code, child, file)
@@ -240,8 +269,13 @@ def _read_children(type_name: str, path: str, node: etree._Element, out: dict[st
             del out[key]
 
 
-def _read_element(type_name: str, element: defs.ElementDef, type_code: str,
-                  child: etree._Element, file: str | None) -> tuple[Any, Any]:
+def _read_element(
+    type_name: str,
+    element: defs.ElementDef,
+    type_code: str,
+    child: etree._Element,
+    file: str | None,
+) -> tuple[Any, Any]:
     if type_code == "xhtml":
         return etree.tostring(child, encoding="unicode", with_tail=False), None
     if type_code == "Resource":
@@ -251,8 +285,7 @@ def _read_element(type_name: str, element: defs.ElementDef, type_code: str,
         return _read_resource(inner[0], file), None
     if defs.is_primitive(type_code):
         value_text = child.get("value")
-        value = None if value_text is None else _parse_primitive(value_text, type_code,
-                                                                 child, file)
+        value = None if value_text is None else _parse_primitive(value_text, type_code, child, file)
         shadow: dict[str, Any] = {}
         for name in child.attrib:
             if name not in ("value", "id"):
@@ -286,10 +319,8 @@ def xml_to_resource(data: bytes, *, file: str | None = None) -> dict[str, Any]:
     except etree.XMLSyntaxError as exc:
         location = Location(file=file, line=exc.lineno)
         message = "not well-formed XML"
-        issue = Issue(diagnostics=message, code="structure", location=location,
-                      error_code="FI130")
-        raise ReadError(message, issues=[issue], location=location,
-                        error_code="FI130") from exc
+        issue = Issue(diagnostics=message, code="structure", location=location, error_code="FI130")
+        raise ReadError(message, issues=[issue], location=location, error_code="FI130") from exc
     return _read_resource(root, file)
 
 

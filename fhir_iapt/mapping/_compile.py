@@ -30,8 +30,18 @@ from fhir_iapt.mapping._tables import TableProblem, load_lookup
 from fhir_iapt.mapping._yaml import Node
 
 FIELD_KEYS = (
-    "from", "type", "required", "formats", "allow_future", "min", "max", "table",
-    "display_to", "values", "list", "max_length",
+    "from",
+    "type",
+    "required",
+    "formats",
+    "allow_future",
+    "min",
+    "max",
+    "table",
+    "display_to",
+    "values",
+    "list",
+    "max_length",
 )
 _TYPE_OPTIONS: dict[str, frozenset[str]] = {
     "string": frozenset({"list", "max_length"}),
@@ -234,8 +244,10 @@ def compile_group(node: Node, name: str, item_fields: frozenset[str], ctx: Conte
     else:
         for target, child in entries["fields"].items().items():
             if target not in item_fields and not target.startswith("_"):
-                child.add(f"{name} items have no field {target!r} "
-                          f"(expected one of: {', '.join(sorted(item_fields))})")
+                child.add(
+                    f"{name} items have no field {target!r} "
+                    f"(expected one of: {', '.join(sorted(item_fields))})"
+                )
                 continue
             spec = compile_field(child, target, ctx, allowed_targets=item_fields, required=False)
             if spec is not None:
@@ -272,8 +284,10 @@ def _answer_paths(node: Node, ctx: Context, shape: InstrumentShape | None) -> An
     if node.is_sequence():
         paths = [ctx.path(child) for child in node.sequence()]
         if shape is not None and not shape.scored <= len(paths) <= shape.total:
-            node.add(f"{shape.name} has {shape.scored} scored items "
-                     f"({shape.total} in all): list one source path per item")
+            node.add(
+                f"{shape.name} has {shape.scored} scored items "
+                f"({shape.total} in all): list one source path per item"
+            )
         if any(p is None for p in paths):
             return None
         per_item = tuple(p for p in paths if p is not None)
@@ -324,8 +338,9 @@ def compile_screenings(node: Node, ctx: Context) -> ScreeningSpec:
             answers = _answer_paths(item["answers"], ctx, shape)
             item_date = None
             if "date" in item:
-                item_date = compile_field(item["date"], "date", ctx, allowed_targets=(),
-                                          required=False)
+                item_date = compile_field(
+                    item["date"], "date", ctx, allowed_targets=(), required=False
+                )
             if shape is not None and answers is not None:
                 fixed.append(FixedScreening(shape, answers, item_date))
         return ScreeningSpec(date=date_spec, fixed=tuple(fixed), shapes=shapes)
@@ -335,13 +350,15 @@ def compile_screenings(node: Node, ctx: Context) -> ScreeningSpec:
     if "instrument" not in entries or "answers" not in entries:
         node.add("screenings with each: need instrument: and answers:")
     else:
-        instrument = compile_field(entries["instrument"], "instrument", ctx, allowed_targets=(),
-                                   required=True)
+        instrument = compile_field(
+            entries["instrument"], "instrument", ctx, allowed_targets=(), required=True
+        )
         answers = _answer_paths(entries["answers"], ctx, None)
         if answers is not None and answers.each is None:
             entries["answers"].add("with each:, answers are elements: {each:, item:, value:}")
-    return ScreeningSpec(date=date_spec, each=each, instrument=instrument, answers=answers,
-                         shapes=shapes)
+    return ScreeningSpec(
+        date=date_spec, each=each, instrument=instrument, answers=answers, shapes=shapes
+    )
 
 
 def check_constant(node: Node) -> Any:
@@ -363,21 +380,22 @@ def scalar_fields(
             child.add(f"the target has no field {target!r}")
             continue
         named.add(target)
-        spec = compile_field(child, target, ctx, allowed_targets=scalars,
-                             required=target in required)
+        spec = compile_field(
+            child, target, ctx, allowed_targets=scalars, required=target in required
+        )
         if spec is not None:
             out.append(spec)
     return out, named
 
 
-def groups(
-    node: Node, ctx: Context, declared: Mapping[str, frozenset[str]]
-) -> list[GroupSpec]:
+def groups(node: Node, ctx: Context, declared: Mapping[str, frozenset[str]]) -> list[GroupSpec]:
     out: list[GroupSpec] = []
     for name, child in node.items().items():
         if name not in declared:
-            child.add(f"the target has no group {name!r}"
-                      f" (expected one of: {', '.join(sorted(declared)) or 'none'})")
+            child.add(
+                f"the target has no group {name!r}"
+                f" (expected one of: {', '.join(sorted(declared)) or 'none'})"
+            )
             continue
         out.append(compile_group(child, name, declared[name], ctx))
     return out

@@ -25,7 +25,14 @@ from fhir_iapt.sources._xml import record_path_tags
 
 FORMAT_VERSION = 1
 _TOP_KEYS = (
-    "format", "name", "target", "input", "source_system", "constants", "fields", "groups",
+    "format",
+    "name",
+    "target",
+    "input",
+    "source_system",
+    "constants",
+    "fields",
+    "groups",
     "screenings",
 )
 _INPUT_KEYS: dict[str, tuple[str, ...]] = {
@@ -170,11 +177,17 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]
     mapped = named | set(constants)
     for spec in fields:
         if spec.display_to is not None and spec.display_to in mapped:
-            problems.add(f"display_to {spec.display_to!r} is also mapped", top["fields"].line,
-                         f"fields.{spec.target}")
+            problems.add(
+                f"display_to {spec.display_to!r} is also mapped",
+                top["fields"].line,
+                f"fields.{spec.target}",
+            )
     for required in sorted(declared.required - mapped):
-        problems.add(f"the {target_name} target needs {required!r} (a field or a constant)",
-                     top["fields"].line, "fields")
+        problems.add(
+            f"the {target_name} target needs {required!r} (a field or a constant)",
+            top["fields"].line,
+            "fields",
+        )
     groups = compile_.groups(top["groups"], ctx, declared.groups) if "groups" in top else []
     screenings: ScreeningSpec | None = None
     if "screenings" in top:

@@ -95,8 +95,9 @@ def build_episode_record(
 
     def score(measure: str, field: str) -> Decimal | None:
         try:
-            return parse_score(measure, values.get(field), location=location.with_field(field),
-                               rules=rules)
+            return parse_score(
+                measure, values.get(field), location=location.with_field(field), rules=rules
+            )
         except ScoringError as exc:
             issues.extend(exc.issues)
             return None
@@ -106,12 +107,14 @@ def build_episode_record(
     if adsm_raw is not None:
         adsm = adsm_raw.upper().replace("-", "")
         if adsm not in rules.adsm_names:
-            issues.append(Issue(
-                diagnostics="adsm must be one of " + ", ".join(rules.adsm_names) + " or blank",
-                code="code-invalid",
-                location=location.with_field("adsm"),
-                error_code=UNKNOWN_ADSM,
-            ))
+            issues.append(
+                Issue(
+                    diagnostics="adsm must be one of " + ", ".join(rules.adsm_names) + " or blank",
+                    code="code-invalid",
+                    location=location.with_field("adsm"),
+                    error_code=UNKNOWN_ADSM,
+                )
+            )
             adsm = None
     pairs: dict[str, ScorePair] = {}
     for measure, (first_field, last_field) in SCORE_FIELDS.items():
@@ -119,12 +122,14 @@ def build_episode_record(
         if name is None:  # ADSM scores with no (known) ADSM named
             present = [f for f in (first_field, last_field) if _text(values, f) is not None]
             if present and adsm_raw is None:
-                issues.append(Issue(
-                    diagnostics=f"{present[0]} needs adsm to say which measure it is",
-                    code="required",
-                    location=location.with_field("adsm"),
-                    error_code=ADSM_NOT_NAMED,
-                ))
+                issues.append(
+                    Issue(
+                        diagnostics=f"{present[0]} needs adsm to say which measure it is",
+                        code="required",
+                        location=location.with_field("adsm"),
+                        error_code=ADSM_NOT_NAMED,
+                    )
+                )
             pairs[measure] = ScorePair()
             continue
         pairs[measure] = ScorePair(score(name, first_field), score(name, last_field))
@@ -134,12 +139,14 @@ def build_episode_record(
     if consent_raw is not None:
         consent = _CONSENT.get(consent_raw.upper())
         if consent is None:
-            issues.append(Issue(
-                diagnostics="consent_share_outcomes must be Y, N, W or blank",
-                code="code-invalid",
-                location=location.with_field("consent_share_outcomes"),
-                error_code=BAD_CONSENT,
-            ))
+            issues.append(
+                Issue(
+                    diagnostics="consent_share_outcomes must be Y, N, W or blank",
+                    code="code-invalid",
+                    location=location.with_field("consent_share_outcomes"),
+                    error_code=BAD_CONSENT,
+                )
+            )
 
     for earlier, later in (
         ("first_score_date", "last_score_date"),
@@ -148,12 +155,14 @@ def build_episode_record(
     ):
         a, b = _date(values, earlier), _date(values, later)
         if a is not None and b is not None and b < a:
-            issues.append(Issue(
-                diagnostics=f"{later} must not be before {earlier}",
-                code="value",
-                location=location.with_field(later),
-                error_code=DATES_OUT_OF_ORDER,
-            ))
+            issues.append(
+                Issue(
+                    diagnostics=f"{later} must not be before {earlier}",
+                    code="value",
+                    location=location.with_field(later),
+                    error_code=DATES_OUT_OF_ORDER,
+                )
+            )
 
     if issues:
         scoring_only = all(i.error_code and i.error_code.startswith("FI35") for i in issues)

@@ -32,18 +32,39 @@ _CONTEXT_KEYS: tuple[tuple[str, str], ...] = tuple((k, f"context.{k}") for k in 
 _SEXES: frozenset[str] = frozenset(get_args(Sex))
 
 FIELDS = TargetFields(
-    scalars=frozenset({
-        "record_id", "clinic_ods", "event_date",
-        "patient.nhs_number", "patient.family", "patient.given", "patient.birth_date",
-        "patient.sex", "patient.gp_practice_ods", "patient.nhs_number_verification",
-        "referral.decision", "referral.consent_to_refer", "referral.consent_to_share_outcomes",
-        "referral.referrer_id", "referral.referrer_id_system", "referral.referrer_name",
-        "referral.source_snomed", "referral.reason", "referral.performer_ods",
-        *(f"context.{kind}" for kind in _CONTEXT_KINDS),
-    }),
-    required=frozenset({
-        "record_id", "clinic_ods", "event_date", "patient.nhs_number", "referral.decision",
-    }),
+    scalars=frozenset(
+        {
+            "record_id",
+            "clinic_ods",
+            "event_date",
+            "patient.nhs_number",
+            "patient.family",
+            "patient.given",
+            "patient.birth_date",
+            "patient.sex",
+            "patient.gp_practice_ods",
+            "patient.nhs_number_verification",
+            "referral.decision",
+            "referral.consent_to_refer",
+            "referral.consent_to_share_outcomes",
+            "referral.referrer_id",
+            "referral.referrer_id_system",
+            "referral.referrer_name",
+            "referral.source_snomed",
+            "referral.reason",
+            "referral.performer_ods",
+            *(f"context.{kind}" for kind in _CONTEXT_KINDS),
+        }
+    ),
+    required=frozenset(
+        {
+            "record_id",
+            "clinic_ods",
+            "event_date",
+            "patient.nhs_number",
+            "referral.decision",
+        }
+    ),
     groups={"conditions": frozenset({"snomed", "display", "text"})},
     screenings=True,
 )
@@ -65,17 +86,28 @@ def build_referral_record(
     event_date = values["event_date"]
     birth_date = values.get("patient.birth_date")
     if birth_date is not None and birth_date > event_date:
-        issues.append(Issue("the birth date is after the visit date", code="value",
-                            location=location.with_field("patient.birth_date"),
-                            error_code="FI301"))
+        issues.append(
+            Issue(
+                "the birth date is after the visit date",
+                code="value",
+                location=location.with_field("patient.birth_date"),
+                error_code="FI301",
+            )
+        )
     sex = values.get("patient.sex")
     if sex is not None and sex not in _SEXES:
-        issues.append(Issue("the sex lookup table gave a value that is not a FHIR gender",
-                            code="code-invalid", location=location.with_field("patient.sex"),
-                            error_code="FI301"))
+        issues.append(
+            Issue(
+                "the sex lookup table gave a value that is not a FHIR gender",
+                code="code-invalid",
+                location=location.with_field("patient.sex"),
+                error_code="FI301",
+            )
+        )
     if issues:
-        raise RecordError(issues[0].diagnostics, issues=issues, location=location,
-                          error_code="FI301")
+        raise RecordError(
+            issues[0].diagnostics, issues=issues, location=location, error_code="FI301"
+        )
     get = values.get
     given = get("patient.given", ())
     patient = PatientData(
@@ -98,20 +130,26 @@ def build_referral_record(
         _opt_str(get("referral.reason")),
         _opt_str(get("referral.performer_ods")),
     )
-    conditions = tuple([
-        ConditionData(str(item["snomed"]), item.get("display"), item.get("text"))
-        for item in get("conditions", ())
-        if item.get("snomed") is not None
-    ])
-    context = tuple([
-        ContextValue(kind, values[key], event_date)  # type: ignore[arg-type]
-        for kind, key in _CONTEXT_KEYS
-        if key in values
-    ])
-    screenings = tuple([
-        Screening(item["instrument"], item["answers"], item["date"] or event_date)
-        for item in get("screenings", ())
-    ])
+    conditions = tuple(
+        [
+            ConditionData(str(item["snomed"]), item.get("display"), item.get("text"))
+            for item in get("conditions", ())
+            if item.get("snomed") is not None
+        ]
+    )
+    context = tuple(
+        [
+            ContextValue(kind, values[key], event_date)  # type: ignore[arg-type]
+            for kind, key in _CONTEXT_KEYS
+            if key in values
+        ]
+    )
+    screenings = tuple(
+        [
+            Screening(item["instrument"], item["answers"], item["date"] or event_date)
+            for item in get("screenings", ())
+        ]
+    )
     return ReferralRecord(
         source_system=source_system,
         record_id=str(values["record_id"]),

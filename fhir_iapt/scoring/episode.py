@@ -103,29 +103,30 @@ def parse_score(
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(raw, bool):
-        raise ScoringError(f"{measure} score must be a number", location=location,
-                           error_code="FI354")
+        raise ScoringError(
+            f"{measure} score must be a number", location=location, error_code="FI354"
+        )
     try:
         value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(str(raw))
     except InvalidOperation:
         value = Decimal("NaN")
     if not value.is_finite():
-        raise ScoringError(f"{measure} score must be a number", location=location,
-                           error_code="FI354")
+        raise ScoringError(
+            f"{measure} score must be a number", location=location, error_code="FI354"
+        )
     exponent = value.normalize().as_tuple().exponent
     places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if places > spec.decimals:
         rule = "a whole number" if spec.decimals == 0 else f"at most {spec.decimals} decimals"
-        raise ScoringError(f"{measure} score must be {rule}", location=location,
-                           error_code="FI354")
+        raise ScoringError(f"{measure} score must be {rule}", location=location, error_code="FI354")
     if not spec.low <= value <= spec.high:
         raise ScoringError(
             f"{measure} score must be between {spec.low} and {spec.high}",
             location=location,
             error_code="FI355",
         )
-    return value.quantize(Decimal(1).scaleb(-spec.decimals)) if spec.decimals else Decimal(
-        int(value)
+    return (
+        value.quantize(Decimal(1).scaleb(-spec.decimals)) if spec.decimals else Decimal(int(value))
     )
 
 

@@ -151,9 +151,7 @@ def _spec(table: Mapping[str, Any], name: str, raw: Mapping[str, Any]) -> Instru
 def instrument_specs() -> Mapping[str, InstrumentSpec]:
     """Every instrument in ``instruments.yaml``, by name (``"PHQ-9"``…)."""
     table = load_table("instruments")
-    return {
-        str(name): _spec(table, str(name), raw) for name, raw in table["instruments"].items()
-    }
+    return {str(name): _spec(table, str(name), raw) for name, raw in table["instruments"].items()}
 
 
 def instrument_spec(instrument: str, *, location: Location | None = None) -> InstrumentSpec:

@@ -198,8 +198,7 @@ def derive_outcome(episode: EpisodeRecord, rules: OutcomeRules | None = None) ->
             if finished.value is None:
                 flags[name] = Flag(None, "unknown", finished.reasons)
                 continue
-        flags[name] = Flag(term.value, None if term.value is not None else "unknown",
-                           term.reasons)
+        flags[name] = Flag(term.value, None if term.value is not None else "unknown", term.reasons)
     return EpisodeOutcome(
         depression_measure=dep.name,
         anxiety_measure=anx.name,

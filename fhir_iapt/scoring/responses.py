@@ -59,9 +59,7 @@ class ScoredResponse:
 
 
 def _fail(message: str, element: str, location: Location, code: str = MALFORMED) -> RecordError:
-    where = Location(
-        file=location.file, row=location.row, line=location.line, element=element
-    )
+    where = Location(file=location.file, row=location.row, line=location.line, element=element)
     return RecordError(message, location=where, error_code=code)
 
 
@@ -105,8 +103,7 @@ def _walk(items: Any, path: str, location: Location) -> Iterator[tuple[str, dict
         if isinstance(answers, list):
             for a_index, answer in enumerate(answers):
                 if isinstance(answer, dict):
-                    yield from _walk(answer.get("item"), f"{here}.answer[{a_index}].item",
-                                     location)
+                    yield from _walk(answer.get("item"), f"{here}.answer[{a_index}].item", location)
 
 
 def _by_items(codes: set[str]) -> InstrumentSpec | None:
@@ -165,16 +162,15 @@ def _answer_score(
         raise ScoringError(
             f"{spec.name} item {index + 1}: answer has no score (not a known LOINC answer code, "
             "no ordinalValue, no valueInteger)",
-            location=Location(file=location.file, row=location.row, line=location.line,
-                              element=element),
+            location=Location(
+                file=location.file, row=location.row, line=location.line, element=element
+            ),
             error_code=UNSCORABLE_ANSWER,
         )
     return int(found)
 
 
-def read_questionnaire_response(
-    qr: Any, *, location: Location | None = None
-) -> ScoredResponse:
+def read_questionnaire_response(qr: Any, *, location: Location | None = None) -> ScoredResponse:
     """Identify the instrument a QuestionnaireResponse answers and score it.
 
     Raises RecordError (malformed, unknown questionnaire, not completed) or ScoringError (an
@@ -186,12 +182,17 @@ def read_questionnaire_response(
         raise _fail("not a QuestionnaireResponse (resourceType)", root, location)
     status = qr.get("status")
     if status not in _ACCEPTED_STATUS:
-        raise _fail("status must be completed or amended to be scored", f"{root}.status",
-                    location, NOT_COMPLETED)
+        raise _fail(
+            "status must be completed or amended to be scored",
+            f"{root}.status",
+            location,
+            NOT_COMPLETED,
+        )
     subject = qr.get("subject")
     if not isinstance(subject, dict) or not subject:
-        raise _fail("subject is required to say whose scores these are", f"{root}.subject",
-                    location)
+        raise _fail(
+            "subject is required to say whose scores these are", f"{root}.subject", location
+        )
     authored = qr.get("authored")
     if authored is not None and not isinstance(authored, str):
         raise _fail("authored must be a dateTime string", f"{root}.authored", location)
@@ -199,8 +200,7 @@ def read_questionnaire_response(
         try:
             date.fromisoformat(authored[:10])
         except ValueError:
-            raise _fail("authored is not a valid dateTime", f"{root}.authored",
-                        location) from None
+            raise _fail("authored is not a valid dateTime", f"{root}.authored", location) from None
 
     items = list(_walk(qr.get("item"), f"{root}.item", location))
     spec: InstrumentSpec | None = None
@@ -216,14 +216,20 @@ def read_questionnaire_response(
         raise _fail(
             "questionnaire is not a PHQ-9, GAD-7, PHQ-2 or GAD-2 this adapter knows (neither "
             "its canonical nor its item linkIds match)",
-            f"{root}.questionnaire", location, UNKNOWN_QUESTIONNAIRE,
+            f"{root}.questionnaire",
+            location,
+            UNKNOWN_QUESTIONNAIRE,
         )
 
     positions = {item.code: n for n, item in enumerate(spec.all_items)}
     answers: list[int | None] = [None] * len(spec.all_items)
     where: list[Location] = [
-        Location(file=location.file, row=location.row, line=location.line,
-                 element=f"{root}.item.where(linkId ends with '{item.code}')")
+        Location(
+            file=location.file,
+            row=location.row,
+            line=location.line,
+            element=f"{root}.item.where(linkId ends with '{item.code}')",
+        )
         for item in spec.all_items
     ]
     issues: list[Issue] = []
@@ -231,8 +237,9 @@ def read_questionnaire_response(
         index = positions.get(_link_code(item["linkId"]))
         if index is None:
             continue
-        where[index] = Location(file=location.file, row=location.row, line=location.line,
-                                element=path)
+        where[index] = Location(
+            file=location.file, row=location.row, line=location.line, element=path
+        )
         if answers[index] is not None:
             raise _fail("the same question is answered twice", f"{path}.linkId", location)
         raw = item.get("answer")
@@ -245,8 +252,9 @@ def read_questionnaire_response(
         except ScoringError as exc:
             issues.extend(exc.issues)
     if issues:
-        raise ScoringError(f"{spec.name} answers cannot be scored", issues=issues,
-                           location=location)
+        raise ScoringError(
+            f"{spec.name} answers cannot be scored", issues=issues, location=location
+        )
     score = score_instrument(spec.name, answers, item_locations=where)
 
     identifier = qr.get("identifier")

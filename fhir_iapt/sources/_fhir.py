@@ -105,8 +105,9 @@ def _is_bundle(data: Any) -> bool:
 def _entries(bundle: dict[str, Any], at: Location) -> Iterator[SourceRecord | ReadError]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
-        yield read_error("Bundle.entry must be an array", replace(at, element="Bundle.entry"),
-                         error_code="FI101")
+        yield read_error(
+            "Bundle.entry must be an array", replace(at, element="Bundle.entry"), error_code="FI101"
+        )
         return
     for index, item in enumerate(entries):
         yield _entry(item, index, at)
@@ -126,8 +127,11 @@ def _document(stream: Prefixed, name: str) -> Iterator[SourceRecord | ReadError]
     events = ijson.parse(stream, use_float=False)
     try:
         opening = [next(events, None), next(events, None), next(events, None)]
-        if opening[:3] == [("", "start_map", None), ("", "map_key", "resourceType"),
-                           ("resourceType", "string", "Bundle")]:
+        if opening[:3] == [
+            ("", "start_map", None),
+            ("", "map_key", "resourceType"),
+            ("resourceType", "string", "Bundle"),
+        ]:
             yield from _streamed_entries(events, at)
             return
         whole = ijson.ObjectBuilder()
@@ -145,8 +149,9 @@ def _document(stream: Prefixed, name: str) -> Iterator[SourceRecord | ReadError]
     elif isinstance(value, dict):
         yield SourceRecord(value, at)
     else:
-        yield read_error(f"the document is a JSON {json_kind(value)}, not an object", at,
-                         error_code="FI101")
+        yield read_error(
+            f"the document is a JSON {json_kind(value)}, not an object", at, error_code="FI101"
+        )
 
 
 def _streamed_entries(events: Iterator[Any], at: Location) -> Iterator[SourceRecord | ReadError]:
@@ -169,8 +174,11 @@ def _streamed_entries(events: Iterator[Any], at: Location) -> Iterator[SourceRec
                 yield _entry(value, index, at)
                 index += 1
         elif prefix == "entry" and event in ("start_map", "null", "string", "number", "boolean"):
-            yield read_error("Bundle.entry must be an array", replace(at, element="Bundle.entry"),
-                             error_code="FI101")
+            yield read_error(
+                "Bundle.entry must be an array",
+                replace(at, element="Bundle.entry"),
+                error_code="FI101",
+            )
             return
 
 

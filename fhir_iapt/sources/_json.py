@@ -101,7 +101,8 @@ def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]
             yield SourceRecord(item, at)
         else:
             yield read_error(
-                f"the array item is a JSON {json_kind(item)}, not an object", at,
+                f"the array item is a JSON {json_kind(item)}, not an object",
+                at,
                 error_code="FI101",
             )
 
@@ -155,13 +156,15 @@ def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
             value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             yield read_error(
-                f"the line is not valid JSON ({exc.msg} at column {exc.colno})", at,
+                f"the line is not valid JSON ({exc.msg} at column {exc.colno})",
+                at,
                 error_code="FI101",
             )
             continue
         except ValueError:
             yield read_error(
-                "the line is not valid JSON (NaN and Infinity are not JSON numbers)", at,
+                "the line is not valid JSON (NaN and Infinity are not JSON numbers)",
+                at,
                 error_code="FI101",
             )
             continue

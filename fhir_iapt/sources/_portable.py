@@ -15,9 +15,7 @@ from lxml import etree
 
 from fhir_iapt.sources._record import SourceRecord
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 @dataclass(frozen=True, slots=True)

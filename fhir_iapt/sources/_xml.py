@@ -27,8 +27,10 @@ def record_path_tags(path: str) -> tuple[str, ...]:
     if not path.startswith("/") or path.startswith("//"):
         raise ValueError("the record path must be absolute, like /Root/Record")
     tags = tuple(path[1:].split("/"))
-    if len(tags) < 2 or not all(tag.replace("-", "").replace("_", "").replace(".", "").isalnum()
-                                and not tag[0].isdigit() for tag in tags):
+    if len(tags) < 2 or not all(
+        tag.replace("-", "").replace("_", "").replace(".", "").isalnum() and not tag[0].isdigit()
+        for tag in tags
+    ):
         raise ValueError("the record path must name the root and the record, like /Root/Record")
     return tags
 
