@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "errors",
             "error_codes",
+            "limits",
             "systems",
             "nhs_number",
             "_data",

@@ -478,6 +478,17 @@ def map_record(record: SourceRecord, mapping: Mapping[R]) -> R:
     A target read whole (``contract.read``: FHIR resources) gets the record's data as it is;
     any other gets the mapped, checked values (``contract.fill``).
     """
+    try:
+        return _map_record(record, mapping)
+    except RecursionError:  # hostile nesting: one record rejected, never the run
+        raise RecordError(
+            "the record nests arrays or objects too deeply to read",
+            location=record.location,
+            error_code="FI304",
+        ) from None
+
+
+def _map_record(record: SourceRecord, mapping: Mapping[R]) -> R:
     contract = mapping.contract
     if contract.read is not None:
         return contract.read(record.data, record.location)

@@ -50,8 +50,14 @@ def response_identifier(resource: dict[str, Any], scored: ScoredResponse) -> tup
     """The response's business identifier as scoring read it, else a hash of its content."""
     if scored.identifier is not None:
         return scored.identifier["system"], scored.identifier["value"]
-    digest = hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return QR_CONTENT_SYSTEM, digest
+    try:
+        content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested past orjson's limit (or not JSON at all)
+        raise RecordError(
+            "the QuestionnaireResponse nests too deeply to identify by its content",
+            error_code="FI304",
+        ) from None
+    return QR_CONTENT_SYSTEM, hashlib.sha256(content).hexdigest()
 
 
 def read_response(data: Any, location: Location) -> ResponseRecord:

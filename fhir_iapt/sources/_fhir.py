@@ -27,7 +27,17 @@ from typing import Any, BinaryIO, cast
 import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
-from fhir_iapt.sources._json import BOM, Prefixed, first_line, json_kind, peek, read_json
+from fhir_iapt.limits import MAX_NUMBER_DIGITS
+from fhir_iapt.sources._json import (
+    BOM,
+    DigitGuard,
+    Prefixed,
+    TooManyDigits,
+    first_line,
+    json_kind,
+    peek,
+    read_json,
+)
 from fhir_iapt.sources._record import SourceRecord, read_error
 
 
@@ -95,6 +105,8 @@ def _is_whole_json(line: bytes) -> bool:
         json.loads(text, parse_float=Decimal)
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, NaN
         return False
+    except RecursionError:  # a whole line, nested too deeply: the NDJSON reader reports it
+        return True
     return True
 
 
@@ -124,7 +136,7 @@ def _document(stream: Prefixed, name: str) -> Iterator[SourceRecord | ReadError]
     """One JSON document: a Bundle's entries (streamed when ``resourceType`` comes first, as
     FHIR JSON writes it), or the one resource."""
     at = Location(file=name, row=1)
-    events = ijson.parse(stream, use_float=False)
+    events = ijson.parse(DigitGuard(stream), use_float=False)
     try:
         opening = [next(events, None), next(events, None), next(events, None)]
         if opening[:3] == [
@@ -140,7 +152,7 @@ def _document(stream: Prefixed, name: str) -> Iterator[SourceRecord | ReadError]
                 whole.event(item[1], item[2])
         for _prefix, event, value in events:
             whole.event(event, value)
-    except ijson.JSONError as exc:
+    except (ijson.JSONError, UnicodeDecodeError, TooManyDigits, ValueError) as exc:
         yield _broken(exc, at)
         return
     value = whole.value
@@ -183,6 +195,21 @@ def _streamed_entries(events: Iterator[Any], at: Location) -> Iterator[SourceRec
 
 
 def _broken(exc: Exception, at: Location) -> ReadError:
+    if isinstance(exc, TooManyDigits):
+        return read_error(
+            f"the JSON document holds a number of more than {MAX_NUMBER_DIGITS} digits; reading "
+            "stops here",
+            at,
+            error_code="FI104",
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return read_error("the bytes are not UTF-8; reading stops here", at, error_code="FI103")
+    if not isinstance(exc, ijson.JSONError):  # ValueError: a number past int()'s digit limit
+        return read_error(
+            "the JSON document is broken (a number too long to read); reading stops here",
+            at,
+            error_code="FI104",
+        )
     reason = first_line(exc)
     if "UTF8" in reason or "UTF-8" in reason:
         message, code = "the bytes are not UTF-8; reading stops here", "FI103"

@@ -9,6 +9,7 @@ parser would otherwise quote the input (patient data) back.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, BinaryIO, NoReturn
@@ -16,10 +17,36 @@ from typing import Any, BinaryIO, NoReturn
 import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
+from fhir_iapt.limits import MAX_NUMBER_DIGITS
 from fhir_iapt.sources._record import SourceRecord, read_error
 
 BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
+
+
+class TooManyDigits(Exception):
+    """Raised from a guarded read: a run of digits longer than ``MAX_NUMBER_DIGITS``."""
+
+
+_DIGITS = b"0123456789"
+_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
+
+
+class DigitGuard:
+    """A read()-able stream that refuses a digit run past the limit before a parser sees it
+    (a run split across two reads is still seen whole: its tail is carried)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._carry = b""
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._inner.read(size)
+        probe = self._carry + chunk
+        if _LONG_DIGITS.search(probe):
+            raise TooManyDigits
+        self._carry = probe[len(probe.rstrip(_DIGITS)) :]
+        return chunk
 
 
 class Prefixed:
@@ -40,19 +67,27 @@ class Prefixed:
 
 
 def peek(stream: BinaryIO) -> tuple[bytes, int | None]:
-    """Read up to the first significant byte; return what was read and that byte (or None)."""
+    """Read up to the first significant byte; return what was read and that byte (or None).
+
+    Linear in the white space before it: each chunk read is scanned once.
+    """
+    parts: list[bytes] = []
     head = b""
-    while True:
+    while len(head) < 3:  # enough to see a UTF-8 byte-order mark
         chunk = stream.read(64)
         if not chunk:
-            return head, None
+            break
         head += chunk
-        body = head[3:] if head.startswith(BOM) else head
-        if len(head) < 3 and BOM.startswith(head):
-            continue
-        stripped = body.lstrip(_WHITESPACE)
+    parts.append(head)
+    scan = head[3:] if head.startswith(BOM) else head
+    while True:
+        stripped = scan.lstrip(_WHITESPACE)
         if stripped:
-            return head, stripped[0]
+            return b"".join(parts), stripped[0]
+        scan = stream.read(65536)
+        if not scan:
+            return b"".join(parts), None
+        parts.append(scan)
 
 
 def read_json(
@@ -79,7 +114,7 @@ def first_line(exc: BaseException) -> str:
 
 def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
     index = 0
-    items = ijson.items(stream, "item", use_float=False)
+    items = ijson.items(DigitGuard(stream), "item", use_float=False)
     while True:
         at = Location(file=name, row=index + 1, element=f"$[{index}]")
         try:
@@ -95,6 +130,27 @@ def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]
             else:
                 message, code = f"the JSON array is broken ({reason}); reading stops here", "FI104"
             yield read_error(message, at, error_code=code)
+            return
+        except TooManyDigits:
+            yield read_error(
+                f"the JSON array holds a number of more than {MAX_NUMBER_DIGITS} digits; reading "
+                "stops here",
+                at,
+                error_code="FI104",
+            )
+            return
+        except UnicodeDecodeError:  # the C backend's decoder, for bytes such as ED A0 80
+            yield read_error("the bytes are not UTF-8; reading stops here", at, error_code="FI103")
+            return
+        except (ValueError, RecursionError) as exc:  # a number past int()'s digit limit, depth
+            reason = (
+                "a number has more digits than any value it could hold"
+                if isinstance(exc, ValueError)
+                else "arrays or objects nest too deeply to read"
+            )
+            yield read_error(
+                f"the JSON array is broken ({reason}); reading stops here", at, error_code="FI104"
+            )
             return
         index += 1
         if isinstance(item, dict):
@@ -127,16 +183,22 @@ def _no_constant(name: str) -> NoReturn:
 
 
 def _lines(stream: Prefixed) -> Iterator[bytes]:
-    pending = b""
+    """Lines ending at ``\\n`` only (NDJSON), in time linear in the input however long a line."""
+    parts: list[bytes] = []  # the pieces of a line not yet ended, joined once when it ends
     while True:
         chunk = stream.read(65536)
         if not chunk:
-            if pending:
-                yield pending
+            if parts:
+                yield b"".join(parts)
             return
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        yield from complete
+        start = 0
+        while (cut := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start:cut])
+            yield b"".join(parts)
+            parts = []
+            start = cut + 1
+        if start < len(chunk):
+            parts.append(chunk[start:])
 
 
 def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
@@ -161,11 +223,18 @@ def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
                 error_code="FI101",
             )
             continue
-        except ValueError:
+        except ValueError as exc:
+            # parse_constant refuses NaN/Infinity; int() refuses numbers over its digit limit
+            reason = (
+                "a number has more digits than any value it could hold"
+                if "digits" in str(exc)
+                else "NaN and Infinity are not JSON numbers"
+            )
+            yield read_error(f"the line is not valid JSON ({reason})", at, error_code="FI101")
+            continue
+        except RecursionError:
             yield read_error(
-                "the line is not valid JSON (NaN and Infinity are not JSON numbers)",
-                at,
-                error_code="FI101",
+                "the line nests JSON arrays or objects too deeply to read", at, error_code="FI101"
             )
             continue
         if isinstance(value, dict):
@@ -176,4 +245,13 @@ def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
             )
 
 
-__all__ = ["BOM", "Prefixed", "first_line", "json_kind", "peek", "read_json"]
+__all__ = [
+    "BOM",
+    "DigitGuard",
+    "Prefixed",
+    "TooManyDigits",
+    "first_line",
+    "json_kind",
+    "peek",
+    "read_json",
+]

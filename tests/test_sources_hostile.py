@@ -1,0 +1,89 @@
+"""Hostile JSON input: every kind below becomes a located rejection, never an escaped exception.
+
+(Part of the hostile-input work: bytes that are not UTF-8 inside a JSON array, nesting deeper
+than the decoders allow, numbers past int()'s digit limit, and white space that used to cost
+quadratic time to skip.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from fhir_iapt.pipeline import convert_bytes
+from fhir_iapt.results import Rejected
+from fhir_iapt.sources._json import peek
+
+CASES: list[tuple[str, bytes, str, str]] = [
+    # (case, body, mapping, error code); deep nesting inside an array item is read (ijson builds
+    # it without recursion) and the record is then rejected by the map stage
+    ("surrogate bytes in an array", b'[{"nhsNumber": "\xed\xa0\x80"}]', "cardiac-json", "FI103"),
+    ("surrogate bytes in NDJSON", b'{"nhsNumber": "\xed\xa0\x80"}\n', "cardiac-json", "FI103"),
+    (
+        "objects nested 5,000 deep, NDJSON",
+        b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"\n",
+        "cardiac-json",
+        "FI101",
+    ),
+    (
+        "arrays nested 5,000 deep inside an array",
+        b'[{"a":' + b"[" * 5000 + b"]" * 5000 + b"}]",
+        "cardiac-json",
+        "FI302",
+    ),
+    ("a 5,000-digit number, NDJSON", b'{"a": ' + b"9" * 5000 + b"}\n", "cardiac-json", "FI101"),
+    ("a 5,000-digit number in an array", b'[{"a": ' + b"9" * 5000 + b"}]", "cardiac-json", "FI104"),
+    (
+        "a QuestionnaireResponse nested 5,000 deep",
+        b'{"resourceType": "QuestionnaireResponse", "item": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "questionnaire-response",
+        "FI101",
+    ),
+    (
+        "surrogate bytes in a QuestionnaireResponse",
+        b'{"resourceType": "QuestionnaireResponse", "status": "\xed\xa0\x80"}',
+        "questionnaire-response",
+        "FI103",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "mapping", "code"), CASES, ids=[c[0] for c in CASES])
+def test_hostile_json_is_a_located_rejection(
+    case: str, body: bytes, mapping: str, code: str
+) -> None:
+    """The body gives Rejected results with an OperationOutcome; nothing raises."""
+    results = convert_bytes(body, name="hostile.json", mapping=mapping, validation="none")
+    assert results, case
+    assert all(isinstance(r, Rejected) for r in results), case
+    first = results[0]
+    assert isinstance(first, Rejected)
+    assert first.error.error_code == code, case
+    outcome = json.dumps(first.outcome)
+    assert "hostile.json" in outcome
+    assert "99999" not in outcome  # no input value quoted back
+
+
+class _CountingStream(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads = 0
+        self.scanned = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        chunk = super().read(size)
+        self.scanned += len(chunk)
+        return chunk
+
+
+def test_leading_white_space_is_read_in_linear_time() -> None:
+    """Skipping 1 MB of white space before the first value takes a bounded number of reads
+    (it used to re-scan everything read so far, 64 bytes at a time: quadratic)."""
+    stream = _CountingStream(b" " * 1_000_000 + b'{"a": 1}\n')
+    head, first = peek(stream)
+    assert first == ord("{")
+    assert stream.reads <= 1_000_000 // 65536 + 3
+    assert head.endswith(b"{") or b"{" in head
