@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +91,75 @@ def test_leading_white_space_is_read_in_linear_time() -> None:
     assert first == ord("{")
     assert stream.reads <= 1_000_000 // 65536 + 3
     assert head.endswith(b"{") or b"{" in head
+
+
+EXAMPLE_XML = Path(__file__).resolve().parent.parent / "examples" / "respiratory.xml"
+ENTITY_VALUE = "9990000026"  # a valid test-range NHS number, for the entity to smuggle in
+
+
+def _with_entity() -> bytes:
+    """The respiratory example with an internal-subset entity standing for an NHS number."""
+    data = EXAMPLE_XML.read_bytes().replace(
+        b"<RespiratoryClinicExport",
+        b'<!DOCTYPE RespiratoryClinicExport [<!ENTITY n "' + ENTITY_VALUE.encode() + b'">]>\n'
+        b"<RespiratoryClinicExport",
+        1,
+    )
+    return re.sub(rb'nhsNumber="\d+"', b'nhsNumber="&n;"', data, count=1)
+
+
+def test_a_document_with_a_dtd_is_refused_and_no_entity_is_expanded() -> None:
+    """A DOCTYPE (with an entity) gives one read rejection; no record, so no expanded value."""
+    results = convert_bytes(
+        _with_entity(), name="r.xml", mapping="respiratory-xml", validation="none"
+    )
+    assert [type(r) for r in results] == [Rejected]
+    first = results[0]
+    assert isinstance(first, Rejected)
+    assert first.error.error_code == "FI104"
+    assert "DOCTYPE" in first.error.message
+
+
+def test_dtd_with_bulk_layout_does_not_crash_the_process(tmp_path: Path) -> None:
+    """The same file through `convert --layout bulk` exits 1 with a reject (it aborted with
+    munmap_chunk(): invalid pointer), and leaves no temporary files."""
+    source = tmp_path / "r.xml"
+    source.write_bytes(_with_entity())
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fhir_iapt.cli",
+            "convert",
+            str(source),
+            "--mapping",
+            "respiratory-xml",
+            "--layout",
+            "bulk",
+            "--validate",
+            "none",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads((out / "summary.json").read_text())["rejected"] == {"FI104": 1}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_xml_parser_messages_never_quote_the_input() -> None:
+    """A broken attribute is reported by the kind of error, not lxml's text quoting it."""
+    data = EXAMPLE_XML.read_bytes()
+    nhs = re.search(rb'nhsNumber="(\d+)"', data)
+    assert nhs is not None
+    broken = data.replace(nhs.group(0), b"nhs" + nhs.group(1) + b" x", 1)
+    results = convert_bytes(broken, name="r.xml", mapping="respiratory-xml", validation="none")
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    assert rejected
+    text = json.dumps([r.outcome for r in rejected])
+    assert nhs.group(1).decode() not in text

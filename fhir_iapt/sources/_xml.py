@@ -8,7 +8,9 @@ absolute XPath such as ``/RespiratoryClinicExport/@clinic`` still reaches the ro
 Elements at record depth that are not records are dropped.
 
 No entity is resolved, no DTD loaded, no network used, no huge-tree mode: an export cannot make
-the reader fetch a file or expand entities.
+the reader fetch a file or expand entities. A document with a DOCTYPE is refused outright
+(libxml2 expands internal-subset entities even with entity resolution off). Parser messages
+are never passed on: only the kind of error (from libxml2's code) and its line.
 """
 
 from __future__ import annotations
@@ -42,10 +44,20 @@ def _local(tag: Any) -> str:
 
 
 def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
-    """The parser's message without any quoted input bytes (they may be patient data)."""
-    text = (exc.msg or "").splitlines()[0] if exc.msg else "not well-formed"
-    text = text.split(", line ")[0]
-    return text.split("Bytes:")[0].strip().rstrip(",")
+    """What kind of syntax error, from libxml2's error code alone: its message can quote the
+    input (an attribute name, a value: patient data), so none of the message is used."""
+    try:
+        kind = str(etree.ErrorTypes._getName(exc.code))  # e.g. ERR_TAG_NAME_MISMATCH
+    except (AttributeError, KeyError, TypeError, ValueError):
+        kind = ""
+    if not kind.startswith("ERR_"):
+        return "not well-formed"
+    return kind[len("ERR_") :].replace("_", " ").lower()
+
+
+def _has_doctype(element: Any) -> bool:
+    docinfo = element.getroottree().docinfo
+    return bool(docinfo.doctype) or docinfo.internalDTD is not None
 
 
 def _detach(element: Any) -> Any:
@@ -84,6 +96,15 @@ def read_xml(
         for event, element in events:
             if event == "start":
                 path.append(_local(element.tag))
+                if len(path) == 1 and _has_doctype(element):
+                    # libxml2 expands internal entities even with resolve_entities off: a
+                    # document with a DTD is refused before any record is read
+                    yield read_error(
+                        "the document has a DOCTYPE; DTDs and entities are not accepted",
+                        Location(file=name, line=element.sourceline),
+                        error_code="FI104",
+                    )
+                    return
                 if len(path) == 1 and path[0] != tags[0]:
                     yield read_error(
                         f"the root element is <{path[0]}>, expected <{tags[0]}>",
