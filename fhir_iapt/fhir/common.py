@@ -24,6 +24,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from fhir_iapt.errors import Location
 from fhir_iapt.fhir.ids import if_none_exist
 from fhir_iapt.fhir.options import RequestMethod
 from fhir_iapt.records import PatientData
@@ -45,9 +46,7 @@ Reference = dict[str, Any]
 
 #: The project's profiles (StructureDefinitions shipped in ``profiles/``).
 SERVICE_REQUEST_PROFILE = project_url("StructureDefinition", "IaptLtcServiceRequest")
-QUESTIONNAIRE_RESPONSE_PROFILE = project_url(
-    "StructureDefinition", "IaptLtcQuestionnaireResponse"
-)
+QUESTIONNAIRE_RESPONSE_PROFILE = project_url("StructureDefinition", "IaptLtcQuestionnaireResponse")
 SCORE_OBSERVATION_PROFILE = project_url("StructureDefinition", "IaptScoreObservation")
 
 # Consent codes. Checked (V) against the R4 (4.0.1) spec's own Consent examples
@@ -143,17 +142,27 @@ def entry(
     so a resource already on the server (same business identifier) is reused, not duplicated.
     ``put``: ``PUT <Type>/<id>`` (create or overwrite under our deterministic id).
     """
+    return keyed_entry(resource, None if method == "put" else if_none_exist(identifier), method)
+
+
+def keyed_entry(
+    resource: Resource, key: str | None, method: RequestMethod = "conditional-create"
+) -> dict[str, Any]:
+    """:func:`entry` with the ``ifNoneExist`` key already worked out (``None`` under ``put``).
+
+    For builders that mint the key with :class:`~fhir_iapt.fhir.ids.RecordIds`, which gives
+    the same key as :func:`~fhir_iapt.fhir.ids.if_none_exist` of the identifier (tested).
+    """
     resource_type = resource["resourceType"]
+    resource_id = resource["id"]
     request: dict[str, str]
     if method == "put":
-        request = {"method": "PUT", "url": f"{resource_type}/{resource['id']}"}
+        request = {"method": "PUT", "url": f"{resource_type}/{resource_id}"}
     else:
-        request = {
-            "method": "POST",
-            "url": resource_type,
-            "ifNoneExist": if_none_exist(dict(identifier)),
-        }
-    return {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource, "request": request}
+        if key is None:
+            raise ValueError("a conditional-create entry needs its ifNoneExist key")
+        request = {"method": "POST", "url": resource_type, "ifNoneExist": key}
+    return {"fullUrl": f"urn:uuid:{resource_id}", "resource": resource, "request": request}
 
 
 def transaction_bundle(bundle_id: str, entries: Sequence[Mapping[str, Any]]) -> Resource:
@@ -197,9 +206,7 @@ def patient_resource(patient: PatientData, resource_id: str) -> Resource:
         "resourceType": "Patient",
         "id": resource_id,
         "meta": meta(ukcore_profile("Patient")),
-        "identifier": [
-            nhs_number_identifier(patient.nhs_number, patient.nhs_number_verification)
-        ],
+        "identifier": [nhs_number_identifier(patient.nhs_number, patient.nhs_number_verification)],
     }
     if patient.family or patient.given:
         name: dict[str, Any] = {}
@@ -265,6 +272,68 @@ def _answer_codings(instrument: str) -> tuple[dict[int, dict[str, str]], ...]:
     )
 
 
+@cache
+def _item_plan(instrument: str) -> tuple[tuple[str, bool, dict[int, dict[str, str]]], ...]:
+    """Per item (scored then unscored): its linkId, whether it is scored, its answer codings."""
+    from fhir_iapt.scoring.instruments import instrument_spec
+
+    spec = instrument_spec(instrument)
+    return tuple(
+        (item.code, item.scored, codings)
+        for item, codings in zip(spec.all_items, _answer_codings(instrument), strict=True)
+    )
+
+
+def answered_items(
+    spec: InstrumentSpec,
+    answers: Sequence[int | None],
+    *,
+    location: Location | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """A QuestionnaireResponse's ``item`` list for ``answers`` and the instrument's total.
+
+    One pass over the answers builds the items (``None`` answers left out) and adds the scored
+    ones up. Anything that is not plainly a valid answer (wrong count, a missing scored item, not
+    an int, a score with no answer code) goes to :func:`fhir_iapt.scoring.score_instrument`,
+    which raises the ScoringError that names it; the total always equals its total (tested).
+    """
+    plan = _item_plan(spec.name)
+    n_answers = len(answers)
+    if n_answers != len(spec.items) and n_answers != len(plan):
+        return _scored_slowly(spec, answers, location)
+    items: list[dict[str, Any]] = []
+    total = 0
+    for (link_id, scored, codings), value in zip(plan, answers, strict=False):
+        if value is None:
+            if scored:
+                return _scored_slowly(spec, answers, location)
+            continue
+        found = codings.get(value) if type(value) is int else None
+        if found is None:
+            return _scored_slowly(spec, answers, location)
+        if scored:
+            total += value
+        items.append({"linkId": link_id, "answer": [{"valueCoding": dict(found)}]})
+    return items, total
+
+
+def _scored_slowly(
+    spec: InstrumentSpec, answers: Sequence[int | None], location: Location | None
+) -> tuple[list[dict[str, Any]], int]:
+    """:func:`answered_items` for answers it could not take at a glance: scored in full first."""
+    from fhir_iapt.scoring.instruments import score_instrument
+
+    total = score_instrument(spec.name, answers, location=location).total
+    per_item = _answer_codings(spec.name)
+    all_items = spec.all_items
+    items = [
+        {"linkId": all_items[index].code, "answer": [{"valueCoding": dict(per_item[index][value])}]}
+        for index, value in enumerate(answers)
+        if value is not None
+    ]
+    return items, total
+
+
 def questionnaire_url(spec: InstrumentSpec) -> str:
     """The canonical Questionnaire the project ships for an instrument."""
     return project_url("Questionnaire", spec.slug)
@@ -279,27 +348,18 @@ def questionnaire_response(
     subject: Reference,
     authored: date,
     author: Reference | None = None,
+    items: list[dict[str, Any]] | None = None,
 ) -> Resource:
     """A completed QuestionnaireResponse for an instrument, one item per answered question.
 
     ``answers[i]`` is the score of item ``i`` in the table order (scored items, then unscored
     ones such as PHQ-9 item 10); ``None`` answers are left out. Each item's ``linkId`` is the
     item's LOINC code (the shipped Questionnaire uses the same linkIds) and its answer the LOINC
-    answer (``LA…``) whose score it is. Answers must already be scored (range-checked) by
-    :func:`fhir_iapt.scoring.score_instrument`.
+    answer (``LA…``) whose score it is. ``items``, when given, is :func:`answered_items`'
+    list for these answers (a caller that also needs the total builds it once).
     """
-    per_item = _answer_codings(spec.name)
-    items: list[dict[str, Any]] = []
-    all_items = spec.all_items
-    for index, value in enumerate(answers):
-        if value is None:
-            continue
-        items.append(
-            {
-                "linkId": all_items[index].code,
-                "answer": [{"valueCoding": dict(per_item[index][value])}],
-            }
-        )
+    if items is None:
+        items = answered_items(spec, answers)[0]
     resource: Resource = {
         "resourceType": "QuestionnaireResponse",
         "id": resource_id,
@@ -314,6 +374,14 @@ def questionnaire_response(
         resource["author"] = author
     resource["item"] = items
     return resource
+
+
+@cache
+def _total_codings(instrument: str) -> tuple[dict[str, str], ...]:
+    """An instrument's total-score codings (copied into each Observation, never shared)."""
+    from fhir_iapt.scoring.instruments import instrument_spec
+
+    return tuple(t.to_fhir() for t in instrument_spec(instrument).totals)
 
 
 def score_observation(
@@ -340,7 +408,7 @@ def score_observation(
         "identifier": [dict(identifier)],
         "status": "final",
         "category": [observation_category("survey")],
-        "code": concept(t.to_fhir() for t in spec.totals),
+        "code": {"coding": [dict(c) for c in _total_codings(spec.name)]},
         "subject": subject,
         "effectiveDateTime": fhir_date(effective),
     }
@@ -412,12 +480,14 @@ __all__ = [
     "SERVICE_REQUEST_PROFILE",
     "Reference",
     "Resource",
+    "answered_items",
     "coding",
     "concept",
     "consent_resource",
     "entry",
     "fhir_date",
     "json_number",
+    "keyed_entry",
     "meta",
     "nhs_number_identifier",
     "observation_category",

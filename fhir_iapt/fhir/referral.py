@@ -45,12 +45,14 @@ from fhir_iapt.fhir.common import (
     SERVICE_REQUEST_PROFILE,
     Reference,
     Resource,
+    answered_items,
     coding,
     concept,
     consent_resource,
     entry,
     fhir_date,
     json_number,
+    keyed_entry,
     meta,
     observation_category,
     ods_reference,
@@ -58,19 +60,18 @@ from fhir_iapt.fhir.common import (
     practitioner_resource,
     practitioner_role_resource,
     questionnaire_response,
-    reference,
     score_observation,
     transaction_bundle,
 )
 from fhir_iapt.fhir.ids import (
+    RecordIds,
+    cached_shared_resource_id,
     project_identifier_system,
-    record_identifier,
-    record_resource_id,
     shared_resource_id,
 )
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
 from fhir_iapt.records import ContextValue, ReferralRecord
-from fhir_iapt.scoring.instruments import instrument_spec, score_instrument
+from fhir_iapt.scoring.instruments import instrument_spec
 from fhir_iapt.systems import (
     NHS_NUMBER,
     SNOMED,
@@ -150,26 +151,33 @@ def _context_value(
 
 
 class _Bundle:
-    """Collects entries for one record, minting deterministic ids and identifiers."""
+    """Collects entries for one record, minting deterministic ids, identifiers and keys."""
 
-    __slots__ = ("entries", "method", "ns", "record_id", "source_system")
+    __slots__ = ("entries", "ids", "method", "ns", "put")
 
     def __init__(self, record: ReferralRecord, options: BuildOptions) -> None:
         self.ns = options.id_namespace
         self.method = options.request_method
-        self.source_system = record.source_system
-        self.record_id = record.record_id
+        self.put = options.request_method == "put"
+        self.ids = RecordIds(options.id_namespace, record.source_system, record.record_id)
         self.entries: list[dict[str, Any]] = []
 
     def own_id(self, role: str) -> str:
-        return record_resource_id(self.ns, self.source_system, self.record_id, role)
+        return self.ids.resource_id(role)
 
     def own_identifier(self, role: str) -> dict[str, str]:
-        return record_identifier(self.source_system, self.record_id, role)
+        return self.ids.identifier(role)
 
     def add(self, resource: Resource, identifier: Mapping[str, str]) -> Reference:
+        """Add a resource keyed by any identifier (shared resources)."""
         self.entries.append(entry(resource, identifier=identifier, method=self.method))
-        return reference(resource)
+        return {"reference": f"urn:uuid:{resource['id']}"}
+
+    def add_own(self, resource: Resource, role: str | None) -> Reference:
+        """Add one of the record's own resources (identifier ``record_identifier(.., role)``)."""
+        key = None if self.put else self.ids.if_none_exist(role)
+        self.entries.append(keyed_entry(resource, key, self.method))
+        return {"reference": f"urn:uuid:{resource['id']}"}
 
 
 def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
@@ -191,7 +199,7 @@ def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
             "system": referral.referrer_id_system,
             "value": referral.referrer_id,
         }
-        practitioner_id = shared_resource_id(
+        practitioner_id = cached_shared_resource_id(
             bundle.ns, "Practitioner", referral.referrer_id_system, referral.referrer_id
         )
     else:
@@ -202,10 +210,10 @@ def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
     )
     practitioner_ref = bundle.add(practitioner, practitioner_identifier)
     # One role per (practitioner, clinic): shared across records like the practitioner.
-    role_id = shared_resource_id(
+    role_id = cached_shared_resource_id(
         bundle.ns, "PractitionerRole", practitioner_id, record.clinic_ods
     )
-    role_identifier = {"system": project_identifier_system("practitioner-role"), "value": role_id}
+    role_identifier = {"system": _ROLE_SYSTEM, "value": role_id}
     role = practitioner_role_resource(
         role_id,
         identifier=role_identifier,
@@ -229,17 +237,21 @@ def _share_outcomes_consent(
     if answer is None:
         return None
     role = "Consent/share-outcomes"
-    identifier = bundle.own_identifier(role)
     consent = consent_resource(
         bundle.own_id(role),
-        identifier=identifier,
+        identifier=bundle.own_identifier(role),
         patient=subject,
         recorded=record.event_date,
         custodian=ods_reference(record.clinic_ods),
         recipient=ods_reference(record.clinic_ods),
         permit=answer,
     )
-    return bundle.add(consent, identifier)
+    return bundle.add_own(consent, role)
+
+
+_ROLE_SYSTEM = project_identifier_system("practitioner-role")
+_CONDITION_META = ukcore_profile("Condition")
+_OBSERVATION_META = ukcore_profile("Observation")
 
 
 def build_referral_bundle(
@@ -252,6 +264,7 @@ def build_referral_bundle(
     """
     bundle = _Bundle(record, options)
     event_date = record.event_date
+    event_day = fhir_date(event_date)
     patient = record.patient
 
     patient_identifier = {"system": NHS_NUMBER, "value": patient.nhs_number}
@@ -263,25 +276,20 @@ def build_referral_bundle(
     reasons: list[Reference] = []
     for index, condition in enumerate(record.conditions):
         role = f"Condition/{index}"
-        identifier = bundle.own_identifier(role)
         resource: Resource = {
             "resourceType": "Condition",
             "id": bundle.own_id(role),
-            "meta": meta(ukcore_profile("Condition")),
-            "identifier": [identifier],
+            "meta": {"profile": [_CONDITION_META]},
+            "identifier": [bundle.own_identifier(role)],
             "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
-            "category": [
-                {"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}
-            ],
-            "code": concept(
-                [coding(SNOMED, condition.snomed, condition.display)], condition.text
-            ),
+            "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}],
+            "code": concept([coding(SNOMED, condition.snomed, condition.display)], condition.text),
             "subject": subject,
-            "recordedDate": fhir_date(event_date),
+            "recordedDate": event_day,
         }
         if actor_is_person:
             resource["recorder"] = actor
-        reasons.append(bundle.add(resource, identifier))
+        reasons.append(bundle.add_own(resource, role))
 
     supporting: list[Reference] = []
     kinds = _context_kinds()
@@ -292,67 +300,62 @@ def build_referral_bundle(
         role = f"Observation/{value.kind}/{n}"
         kind = kinds[value.kind]
         value_key, value_value = _context_value(record, value, kind)
-        identifier = bundle.own_identifier(role)
         observation: Resource = {
             "resourceType": "Observation",
             "id": bundle.own_id(role),
-            "meta": meta(ukcore_profile("Observation")),
-            "identifier": [identifier],
+            "meta": {"profile": [_OBSERVATION_META]},
+            "identifier": [bundle.own_identifier(role)],
             "status": "final",
             "category": [observation_category(kind.category)],
             "code": {"coding": [dict(c) for c in kind.code["coding"]]},
             "subject": subject,
-            "effectiveDateTime": fhir_date(value.effective or event_date),
+            "effectiveDateTime": fhir_date(value.effective) if value.effective else event_day,
             "performer": [actor],
             value_key: value_value,
         }
-        supporting.append(bundle.add(observation, identifier))
+        supporting.append(bundle.add_own(observation, role))
 
     seen: dict[str, int] = {}
     for screening in record.screenings:
         spec = instrument_spec(screening.instrument, location=record.location)
-        score = score_instrument(
-            screening.instrument,
-            screening.answers,
-            location=record.location,
-        )
+        # One pass: the items and the total (score_instrument's, tested), raising its
+        # ScoringError for answers that cannot be scored.
+        items, total = answered_items(spec, screening.answers, location=record.location)
         n = seen.get(spec.name, 0)
         seen[spec.name] = n + 1
         suffix = spec.name if n == 0 else f"{spec.name}/{n}"
         when = screening.date or event_date
         qr_role = f"QuestionnaireResponse/{suffix}"
-        qr_identifier = bundle.own_identifier(qr_role)
         qr = questionnaire_response(
             bundle.own_id(qr_role),
-            identifier=qr_identifier,
+            identifier=bundle.own_identifier(qr_role),
             spec=spec,
             answers=screening.answers,
             subject=subject,
             authored=when,
             author=actor,
+            items=items,
         )
-        qr_ref = bundle.add(qr, qr_identifier)
+        qr_ref = bundle.add_own(qr, qr_role)
         obs_role = f"Observation/score/{suffix}"
-        obs_identifier = bundle.own_identifier(obs_role)
         obs = score_observation(
             bundle.own_id(obs_role),
-            identifier=obs_identifier,
+            identifier=bundle.own_identifier(obs_role),
             spec=spec,
-            total=score.total,
+            total=total,
             subject=subject,
             effective=when,
             performer=actor,
             derived_from=qr_ref,
         )
         supporting.append(qr_ref)
-        supporting.append(bundle.add(obs, obs_identifier))
+        supporting.append(bundle.add_own(obs, obs_role))
 
     consent = _share_outcomes_consent(record, bundle, subject)
     if consent is not None:
         supporting.append(consent)
 
     referral = record.referral
-    sr_identifier = record_identifier(record.source_system, record.record_id)
     service_request: Resource = {
         "resourceType": "ServiceRequest",
         "id": bundle.own_id("ServiceRequest"),
@@ -365,17 +368,15 @@ def build_referral_bundle(
                 "valueCodeableConcept": {"coding": [coding(SNOMED, referral.source_snomed)]},
             }
         ]
-    service_request["identifier"] = [sr_identifier]
+    service_request["identifier"] = [bundle.ids.identifier()]
     service_request["status"] = "active"
     service_request["intent"] = "order"
     if options.service_category:
-        service_request["category"] = [
-            {"coding": [c.to_fhir()]} for c in options.service_category
-        ]
+        service_request["category"] = [{"coding": [c.to_fhir()]} for c in options.service_category]
     service_request["priority"] = options.priority
     service_request["code"] = {"coding": [options.service_code.to_fhir()]}
     service_request["subject"] = subject
-    service_request["authoredOn"] = fhir_date(event_date)
+    service_request["authoredOn"] = event_day
     service_request["requester"] = actor
     if referral.performer_ods:
         service_request["performer"] = [ods_reference(referral.performer_ods)]
@@ -385,7 +386,7 @@ def build_referral_bundle(
         service_request["supportingInfo"] = supporting
     if referral.reason:
         service_request["note"] = [{"text": referral.reason}]
-    bundle.add(service_request, sr_identifier)
+    bundle.add_own(service_request, None)
 
     return transaction_bundle(bundle.own_id("Bundle"), bundle.entries)
 
