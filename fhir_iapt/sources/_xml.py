@@ -47,7 +47,8 @@ def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
     """What kind of syntax error, from libxml2's error code alone: its message can quote the
     input (an attribute name, a value: patient data), so none of the message is used."""
     try:
-        kind = str(etree.ErrorTypes._getName(exc.code))  # e.g. ERR_TAG_NAME_MISMATCH
+        code = getattr(exc, "code", None)  # lxml-stubs do not declare it
+        kind = str(etree.ErrorTypes._getName(code))  # e.g. ERR_TAG_NAME_MISMATCH
     except (AttributeError, KeyError, TypeError, ValueError):
         kind = ""
     if not kind.startswith("ERR_"):
