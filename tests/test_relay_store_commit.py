@@ -49,17 +49,19 @@ class _Commits:
 
 
 def _while_locked(
-    path: Path, calls: list[list[NewMessage]], box: Outbox
+    path: Path, calls: list[Any], box: Outbox
 ) -> list[Enqueued | BaseException | list[Enqueued]]:
-    """Run ``box.enqueue`` for every call from its own thread while another connection holds
-    the database's write lock, then release it: every call is waiting when the lock goes."""
+    """Run every call (messages for ``box.enqueue``, or a function of no arguments) from its
+    own thread while another connection holds the database's write lock, then release it:
+    every call is waiting when the lock goes."""
     holder = _CONNECT(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     results: list[Any] = [None] * len(calls)
 
     def run(i: int) -> None:
         try:
-            results[i] = box.enqueue(calls[i])
+            call = calls[i]
+            results[i] = call() if callable(call) else box.enqueue(call)
         except BaseException as exc:
             results[i] = exc
 
@@ -89,6 +91,34 @@ def test_enqueues_waiting_together_are_committed_in_one_transaction(
         assert isinstance(result, list)
         assert [e.duplicate for e in result] == [False, False]
     assert outbox.counts()["queued"] == 10
+
+
+def test_the_workers_writes_join_the_shared_commit(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivery marks waiting beside enqueues are committed in the same one transaction, and
+    each takes effect as it would alone."""
+    outbox.close()
+    commits = _Commits(monkeypatch)
+    outbox.open()
+    held = outbox.enqueue([_msg("held-1"), _msg("held-2")])
+    claimed = {c.id for c in outbox.claim(2, lease_seconds=60)}
+    assert claimed == {e.id for e in held}
+    before = commits.count
+    calls: list[Any] = [
+        [_msg("new-1")],
+        lambda: outbox.mark_failed(held[0].id, "FI712: test", retry_in=60),
+        lambda: outbox.mark_dead(held[1].id, "FI713: test"),
+        [_msg("new-2")],
+    ]
+    _while_locked(outbox.path, calls, outbox)
+    assert commits.count - before == 1
+    failed, dead = outbox.info(held[0].id), outbox.info(held[1].id)
+    assert failed is not None
+    assert (failed.status, failed.last_error, failed.leased) == ("failed", "FI712: test", False)
+    assert dead is not None
+    assert dead.status == "dead"
+    assert outbox.counts() == {"queued": 2, "failed": 1, "delivered": 0, "dead": 1}
 
 
 def test_a_failing_request_in_a_shared_commit_fails_alone(outbox: Outbox) -> None:

@@ -8,10 +8,11 @@ One table of messages, one row per accepted record::
       └──── lease expired or released on shutdown (no attempt lost) ◀─┘
 
 * **Committed before the answer**: :meth:`Outbox.enqueue` commits (``synchronous=FULL`` by
-  default) before the route answers 202. Enqueues that arrive while another commit is under way
-  wait for it and are then committed together, in one transaction (*group commit*: one fsync
-  for all of them, each request in its own savepoint so a refused row fails only its request);
-  each caller returns only once the transaction holding its rows has committed.
+  default) before the route answers 202. Writes that arrive while another commit is under way
+  (enqueues, and the worker's claims and marks) wait for it and are then committed together,
+  in one transaction (*group commit*: one fsync for all of them, each write in its own
+  savepoint so a refused row fails only its caller); each caller returns only once the
+  transaction holding its rows has committed.
 * **One writer at a time, queued in the process**: every write transaction takes the outbox's
   lock before ``BEGIN IMMEDIATE``, so writers (intake threads, the delivery worker) wait on a
   lock that wakes them at once, never in SQLite's busy handler, whose growing sleeps let one
@@ -33,14 +34,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from fhir_iapt.errors import ConfigError, Location
 
+T = TypeVar("T")
 Direction = Literal["referral", "outcome"]
 Status = Literal["queued", "delivered", "failed", "dead"]
 STATUSES: tuple[Status, ...] = ("queued", "failed", "delivered", "dead")
@@ -95,10 +96,10 @@ class Enqueued:
 
 @dataclass(slots=True)
 class _Waiting:
-    """One caller's enqueue, waiting to be committed (by itself or with others)."""
+    """One caller's write, waiting to be committed (by itself or with others)."""
 
-    messages: Sequence[NewMessage]
-    result: list[Enqueued] | None = None
+    work: Callable[[sqlite3.Connection], Any]
+    result: Any = None
     error: BaseException | None = None
     done: bool = False
 
@@ -225,17 +226,56 @@ class Outbox:
                 self._connections.append(conn)
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in a committed write transaction and return what it returned.
+
+        Writes that queue while another commit is under way are committed together, each in
+        its own savepoint (group commit, module docstring): an error raised by ``work`` undoes
+        its own statements only and is raised here; this returns only after the commit.
+        """
+        mine = _Waiting(work)
+        with self._waiting_lock:
+            self._waiting.append(mine)
         with self._write_lock:
-            conn = self._conn()
+            if not mine.done:
+                self._commit_waiting(mine)
+        if mine.error is not None:
+            raise mine.error
+        result: T = mine.result
+        return result
+
+    def _commit_waiting(self, mine: _Waiting) -> None:
+        """Commit every waiting write in one transaction (the caller holds the write lock)."""
+        conn = self._conn()
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        except BaseException:
+            with self._waiting_lock:
+                self._waiting.remove(mine)  # the others stay queued for the next writer
+            raise
+        # Taken once the database lock is ours: every write that queued meanwhile comes along.
+        with self._waiting_lock:
+            batch, self._waiting = self._waiting, []
+        try:
+            for waiting in batch:
+                conn.execute("SAVEPOINT write")
+                try:
+                    waiting.result = waiting.work(conn)
+                except Exception as exc:  # this caller's statements only
+                    conn.execute("ROLLBACK TO write")
+                    waiting.error = exc
+                conn.execute("RELEASE write")
             conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for waiting in batch:  # nothing of this transaction was committed
+                waiting.result = None
+                waiting.error = waiting.error or exc
+            raise
+        finally:
+            for waiting in batch:
+                waiting.done = True
 
     def ping(self) -> bool:
         """Whether the database answers (for ``/readyz``)."""
@@ -254,51 +294,8 @@ class Outbox:
         Concurrent calls share one transaction (group commit, module docstring); each returns
         only after that transaction committed, and a call whose rows are refused raises alone.
         """
-        mine = _Waiting(messages)
-        with self._waiting_lock:
-            self._waiting.append(mine)
-        with self._write_lock:
-            if not mine.done:
-                self._commit_waiting(mine)
-        if mine.error is not None:
-            raise mine.error
-        if mine.result is None:  # a finished call holds a result or an error
-            raise RuntimeError("enqueue finished without a result")
-        return mine.result
-
-    def _commit_waiting(self, mine: _Waiting) -> None:
-        """Commit every waiting enqueue in one transaction (the caller holds the write lock)."""
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            with self._waiting_lock:
-                self._waiting.remove(mine)  # the others stay queued for the next writer
-            raise
-        # Taken once the database lock is ours: every call that queued meanwhile comes along.
-        with self._waiting_lock:
-            batch, self._waiting = self._waiting, []
-        try:
-            now = self.clock()
-            for waiting in batch:
-                conn.execute("SAVEPOINT enqueue")
-                try:
-                    waiting.result = self._insert(conn, waiting.messages, now)
-                except Exception as exc:  # this request's rows only
-                    conn.execute("ROLLBACK TO enqueue")
-                    waiting.error = exc
-                conn.execute("RELEASE enqueue")
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for waiting in batch:  # nothing of this transaction was committed
-                waiting.result = None
-                waiting.error = waiting.error or exc
-            raise
-        finally:
-            for waiting in batch:
-                waiting.done = True
+        now = self.clock()
+        return self._write(lambda conn: self._insert(conn, messages, now))
 
     @staticmethod
     def _insert(
@@ -330,7 +327,8 @@ class Outbox:
         is converted again and gets the same message ids through ``dedup_key``.
         """
         now = self.clock()
-        with self._transaction() as conn:
+
+        def work(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO idempotency (principal, idempotency_key, route, body_digest,"
                 " status_code, response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -345,6 +343,8 @@ class Outbox:
                     now,
                 ),
             )
+
+        self._write(work)
 
     def stored_response(self, principal: str, key: str) -> StoredResponse | None:
         row = (
@@ -363,8 +363,9 @@ class Outbox:
     def claim(self, limit: int, *, lease_seconds: float) -> list[Claimed]:
         """Lease up to ``limit`` due messages (oldest due first) and count their attempt."""
         now = self.clock()
-        with self._transaction() as conn:
-            rows = conn.execute(
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
                 "UPDATE messages SET lease_until = ?, attempts = attempts + 1, updated_at = ?"
                 " WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'failed')"
                 "   AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
@@ -372,54 +373,62 @@ class Outbox:
                 " RETURNING id, direction, destination, payload, attempts, created_at",
                 (now + lease_seconds, now, now, now, limit),
             ).fetchall()
+
+        rows = self._write(work)
         return [Claimed(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
 
     def mark_delivered(self, message_id: str) -> None:
         now = self.clock()
-        with self._transaction() as conn:
-            conn.execute(
+        self._write(
+            lambda conn: conn.execute(
                 "UPDATE messages SET status = 'delivered', lease_until = NULL, last_error = NULL,"
                 " delivered_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, message_id),
             )
+        )
 
     def mark_failed(self, message_id: str, error: str, *, retry_in: float) -> None:
         """A retryable failure: back to the queue at ``now + retry_in`` (persisted)."""
         now = self.clock()
-        with self._transaction() as conn:
-            conn.execute(
+        self._write(
+            lambda conn: conn.execute(
                 "UPDATE messages SET status = 'failed', lease_until = NULL, last_error = ?,"
                 " next_attempt_at = ?, updated_at = ? WHERE id = ?",
                 (error, now + retry_in, now, message_id),
             )
+        )
 
     def mark_dead(self, message_id: str, error: str) -> None:
         """A dead letter: kept with its payload and the last error until replayed."""
         now = self.clock()
-        with self._transaction() as conn:
-            conn.execute(
+        self._write(
+            lambda conn: conn.execute(
                 "UPDATE messages SET status = 'dead', lease_until = NULL, last_error = ?,"
                 " updated_at = ? WHERE id = ?",
                 (error, now, message_id),
             )
+        )
 
     def release(self, message_id: str) -> None:
         """Give a leased message back without spending its attempt (graceful shutdown)."""
         now = self.clock()
-        with self._transaction() as conn:
-            conn.execute(
+        self._write(
+            lambda conn: conn.execute(
                 "UPDATE messages SET lease_until = NULL, attempts = MAX(attempts - 1, 0),"
                 " updated_at = ? WHERE id = ? AND lease_until IS NOT NULL",
                 (now, message_id),
             )
+        )
 
     def release_all_leases(self) -> int:
         """Release every lease (at start: the previous owner of the directory is gone)."""
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL"
+        return self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL"
+                ).rowcount
             )
-            return cur.rowcount
+        )
 
     def next_due(self) -> float | None:
         """When the earliest waiting message becomes due (None when nothing waits)."""
@@ -473,14 +482,17 @@ class Outbox:
     def replay(self, message_id: str) -> MessageInfo | None:
         """Put a dead letter back in the queue with fresh attempts; None if it is not dead."""
         now = self.clock()
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?,"
-                " lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'dead'",
-                (now, now, message_id),
+        replayed = self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?,"
+                    " lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'dead'",
+                    (now, now, message_id),
+                ).rowcount
             )
-            if cur.rowcount == 0:
-                return None
+        )
+        if replayed == 0:
+            return None
         return self.info(message_id)
 
     def counts(self) -> dict[str, int]:
