@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +110,29 @@ def test_flags_depend_only_on_the_measures_used(ep: EpisodeRecord) -> None:
 
     with_wsas = replace(ep, wsas=ScorePair(Decimal(40), Decimal(0)))
     assert derive_outcome(with_wsas) == derive_outcome(ep)
+
+
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=-(10**30), max_value=10**30, places=None
+    )
+)
+def test_decimal_places_equal_normalize_where_normalize_works(value: Decimal) -> None:
+    """The digit-based count of decimal places equals the normalize()-based one it replaced
+    (which raised Overflow on exponents like 1e1000000)."""
+    from fhir_iapt.scoring.episode import _decimal_places
+
+    with localcontext(prec=200):  # normalize() rounds to the context's precision (28)
+        exponent = value.normalize().as_tuple().exponent
+    expected = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    assert _decimal_places(value) == expected
+
+
+def test_a_score_with_a_huge_exponent_is_a_range_rejection() -> None:
+    """1e1000000 as a PHQ-9 score is rejected as out of range (it raised decimal.Overflow)."""
+    from fhir_iapt.errors import ScoringError
+    from fhir_iapt.scoring.episode import parse_score
+
+    with pytest.raises(ScoringError) as caught:
+        parse_score("PHQ-9", "1e1000000")
+    assert caught.value.error_code == "FI355"

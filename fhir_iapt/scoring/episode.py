@@ -80,6 +80,16 @@ class EpisodeRecord:
         return out
 
 
+def _decimal_places(value: Decimal) -> int:
+    """Decimal places of a finite value once trailing zeros go (``2.50`` -> 1), computed from
+    its digits: ``normalize()`` raises Overflow on exponents such as ``1e1000000``."""
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return 0
+    trailing = len(digits) - len(bytes(digits).rstrip(b"\x00"))
+    return max(0, -(exponent + trailing))
+
+
 def parse_score(
     measure: str,
     raw: str | int | float | Decimal | None,
@@ -114,8 +124,7 @@ def parse_score(
         raise ScoringError(
             f"{measure} score must be a number", location=location, error_code="FI354"
         )
-    exponent = value.normalize().as_tuple().exponent
-    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    places = _decimal_places(value)
     if places > spec.decimals:
         rule = "a whole number" if spec.decimals == 0 else f"at most {spec.decimals} decimals"
         raise ScoringError(f"{measure} score must be {rule}", location=location, error_code="FI354")
