@@ -90,3 +90,17 @@ def test_garbage_file_exits_two(tmp_path: Path) -> None:
 def test_no_paths_is_a_usage_error() -> None:
     """Without PATH the command is a usage error (exit 2)."""
     assert CliRunner().invoke(validate, []).exit_code == 2
+
+
+def test_ndjson_lines_end_at_newline_only(tmp_path: Path) -> None:
+    """A resource whose text holds U+2028 / U+2029 / U+0085 is one NDJSON line, not several
+    "not JSON" lines (str.splitlines split it)."""
+    from fhir_iapt.cli.validate import _units
+
+    resource = {"resourceType": "Basic", "id": "a", "code": {"text": "x\u2028y\u2029z\u0085w"}}
+    path = tmp_path / "r.ndjson"
+    line = json.dumps(resource, ensure_ascii=False)
+    path.write_text(line + "\n" + line + "\r\n", encoding="utf-8")
+    units = list(_units(path))
+    assert [(where.row, where.line) for where, _ in units] == [(1, 1), (2, 2)]
+    assert [found for _, found in units] == [resource, resource]

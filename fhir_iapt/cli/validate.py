@@ -49,7 +49,11 @@ def _units(path: Path) -> Iterator[tuple[Location, Any]]:
         return
     except json.JSONDecodeError as exc:
         whole_error = exc
-    lines = decoded.splitlines()
+    except RecursionError:
+        raise _unreadable(path, "not readable JSON (nested too deeply)") from None
+    # NDJSON lines end at \n only: str.splitlines() would also split at U+2028, U+2029, U+0085
+    # and others, which are legal inside JSON strings
+    lines = [line.removesuffix("\r") for line in decoded.split("\n")]
     if sum(1 for line in lines if line.strip()) < 2:
         raise _unreadable(path, f"not JSON ({whole_error.msg})", whole_error.lineno)
     row = 0
@@ -60,7 +64,7 @@ def _units(path: Path) -> Iterator[tuple[Location, Any]]:
         where = Location(file=str(path), row=row, line=number)
         try:
             yield where, json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             yield where, None
 
 
