@@ -41,15 +41,12 @@ from fhir_iapt.consent import ConsentSource, current_register
 from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
-from fhir_iapt.results import Converted, Rejected, Result, Skipped
+from fhir_iapt.results import BundleKind, Converted, Rejected, Result, Skipped
 from fhir_iapt.sources import SourceRecord, portable, revive
 from fhir_iapt.targets import target_of
 
 Validation = Literal["none", "first", "full"]
 MappingRef = str | os.PathLike[str] | Mapping[Any]
-
-#: Records handed to a worker process at a time (amortises pickling and scheduling).
-_CHUNK = 256
 
 
 def _resolve(mapping: MappingRef) -> Mapping[Any]:
@@ -226,12 +223,30 @@ def convert_bytes(
 
 # --- parallel conversion --------------------------------------------------------------------
 #
-# The reader stays in the parent (it is I/O bound and must keep file order); chunks of records
-# go to worker processes for the CPU-bound map + build. XML elements are not picklable, so they
-# travel as bytes and are re-parsed (safely) in the worker. At most ``2 * workers`` chunks are
-# in flight, so memory stays flat however large the export.
+# The reader stays in the parent (it is cheap next to map + build, and must keep file order);
+# chunks of records go to worker processes for the CPU-bound map + build. What crosses a process
+# boundary is kept small, because pickling costs the parent time it cannot spend reading:
+#
+# * a record goes as ``(data, location fields)``; a flat record (a CSV row: str -> str) as the
+#   index of its key tuple, sent once per chunk, plus its values. XML elements are not picklable,
+#   so they travel as bytes (:func:`~fhir_iapt.sources.portable`) and are re-parsed, safely;
+# * a converted record comes back as its key and its bundle already serialised
+#   (``orjson.dumps``, done in the worker): the parent hands it on as
+#   :meth:`Converted.from_json <fhir_iapt.results.Converted.from_json>`, which writers write
+#   as they are and which parses to the dict only when someone asks for ``bundle``.
+#
+# At most ``2 * workers`` chunks are in flight, so memory stays flat however large the export.
+
+#: Records handed to a worker process at a time (amortises pickling and scheduling).
+_CHUNK = 512
 
 _worker_state: dict[str, Any] = {}
+
+#: A record on its way to a worker: (key tuple index or -1, data, and its Location's file, row,
+#: line, element, field).
+_Packed = tuple[int, Any, str | None, int | None, int | None, str | None, str | None]
+#: A record's result on its way back: a Converted's (key, bundle bytes, kind), or the result.
+_Returned = tuple[str, bytes, BundleKind] | Skipped | Rejected
 
 
 def _worker_init(
@@ -242,11 +257,52 @@ def _worker_init(
     _worker_state["consent"] = consent  # ConsentFiles arrive as paths and re-read live here
 
 
-def _worker_convert(chunk: list[SourceRecord]) -> list[Result]:
+def _pack(records: list[SourceRecord]) -> tuple[list[tuple[str, ...]], list[_Packed]]:
+    """Records in a compact picklable form (:func:`_unpack` undoes it; tested)."""
+    keysets: dict[tuple[str, ...], int] = {}
+    packed: list[_Packed] = []
+    for record in records:
+        data = record.data
+        at = record.location
+        if type(data) is dict and all(type(v) is str for v in data.values()):
+            keys = tuple(data)
+            index = keysets.setdefault(keys, len(keysets))
+            values = tuple(data.values())
+            packed.append((index, values, at.file, at.row, at.line, at.element, at.field))
+        else:
+            data = portable(record).data
+            packed.append((-1, data, at.file, at.row, at.line, at.element, at.field))
+    return list(keysets), packed
+
+
+def _unpack(keysets: list[tuple[str, ...]], packed: list[_Packed]) -> Iterator[SourceRecord]:
+    for index, data, file, row, line, element, field_name in packed:
+        value = dict(zip(keysets[index], data, strict=True)) if index >= 0 else data
+        location = Location(file=file, row=row, line=line, element=element, field=field_name)
+        yield revive(SourceRecord(value, location))
+
+
+def _send_back(result: Result) -> _Returned:
+    if isinstance(result, Converted):
+        return (result.key, result.json(), result.kind)
+    return result
+
+
+def _worker_convert(keysets: list[tuple[str, ...]], packed: list[_Packed]) -> list[_Returned]:
     mapping: Mapping[Any] = _worker_state["mapping"]
     options: BuildOptions = _worker_state["options"]
     consent: ConsentSource | None = _worker_state["consent"]
-    return [convert_record(revive(rec), mapping, options, consent=consent) for rec in chunk]
+    return [
+        _send_back(convert_record(record, mapping, options, consent=consent))
+        for record in _unpack(keysets, packed)
+    ]
+
+
+def _received(returned: _Returned, location: Location) -> Result:
+    if isinstance(returned, tuple):
+        key, data, kind = returned
+        return Converted.from_json(key, data, location, kind)
+    return returned
 
 
 def _chunks(items: Iterable[SourceRecord | ReadError]) -> Iterator[list[SourceRecord | ReadError]]:
@@ -268,7 +324,7 @@ def _parallel(
     pool: Executor,
     workers: int,
 ) -> Iterator[Result]:
-    pending: list[tuple[list[SourceRecord | ReadError], Future[list[Result]]]] = []
+    pending: list[tuple[list[SourceRecord | ReadError], Future[list[_Returned]]]] = []
 
     def drain_one() -> Iterator[Result]:
         chunk, future = pending.pop(0)
@@ -277,11 +333,11 @@ def _parallel(
             if isinstance(item, ReadError):
                 yield Rejected(item, item.location or Location(file=name))
             else:
-                yield next(converted)
+                yield _received(next(converted), item.location)
 
     for chunk in _chunks(read_source(stream, name=name, mapping=mapping)):
-        records = [portable(i) for i in chunk if isinstance(i, SourceRecord)]
-        pending.append((chunk, pool.submit(_worker_convert, records)))
+        keysets, packed = _pack([i for i in chunk if isinstance(i, SourceRecord)])
+        pending.append((chunk, pool.submit(_worker_convert, keysets, packed)))
         if len(pending) >= 2 * workers:
             yield from drain_one()
     while pending:

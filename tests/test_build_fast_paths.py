@@ -53,7 +53,7 @@ def _uuid5(namespace: uuid.UUID, *parts: str) -> str:
     return str(uuid.uuid5(namespace, "\x00".join(parts)))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(namespace=_NAMESPACES, system=_VALUES, record_id=_VALUES, role=_VALUES)
 def test_record_ids_equal_uuid5_of_the_parts(
     namespace: uuid.UUID, system: str, record_id: str, role: str
@@ -65,7 +65,7 @@ def test_record_ids_equal_uuid5_of_the_parts(
     assert record_resource_id(namespace, system, record_id, role) == expected
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(system=_VALUES, record_id=_VALUES, role=_ROLES)
 def test_record_ids_keys_equal_if_none_exist_of_the_identifier(
     system: str, record_id: str, role: str | None
@@ -77,7 +77,7 @@ def test_record_ids_keys_equal_if_none_exist_of_the_identifier(
     assert ids.if_none_exist(role) == if_none_exist(identifier)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(namespace=_NAMESPACES, kind=_VALUES, system=_VALUES, value=_VALUES)
 def test_shared_ids_cached_or_not_equal_uuid5(
     namespace: uuid.UUID, kind: str, system: str, value: str
@@ -89,12 +89,14 @@ def test_shared_ids_cached_or_not_equal_uuid5(
     assert cached_shared_resource_id(namespace, kind, system, value) == expected
 
 
+@settings(deadline=None)
 @given(namespace=_NAMESPACES, parts=st.lists(_TEXT, min_size=1, max_size=5))
 def test_deterministic_id_equals_uuid5(namespace: uuid.UUID, parts: list[str]) -> None:
     """deterministic_id formats SHA-1 as uuid5 does (version 5, RFC 4122 variant)."""
     assert deterministic_id(namespace, *parts) == _uuid5(namespace, *parts)
 
 
+@settings(deadline=None)
 @given(method=st.sampled_from(["conditional-create", "put"]), system=_VALUES, value=_VALUES)
 def test_keyed_entry_equals_entry(method: Any, system: str, value: str) -> None:
     """An entry made with a precomputed key is the entry made from the identifier."""
@@ -139,7 +141,7 @@ def _plain_items(name: str, answers: tuple[Any, ...]) -> list[dict[str, Any]]:
     return items
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(_answers())
 def test_answered_items_total_equals_score_instrument(case: tuple[str, tuple[Any, ...]]) -> None:
     """One-pass items + total equal score_instrument's total (or raise its very error)."""

@@ -23,7 +23,7 @@ class NdjsonBundleWriter(WriterBase):
         self.count = 0
 
     def write(self, converted: Converted) -> None:
-        self._file.write(orjson.dumps(converted.bundle, option=orjson.OPT_APPEND_NEWLINE))
+        self._file.write(converted.json(newline=True))
         self.count += 1
 
     def close(self) -> None:
