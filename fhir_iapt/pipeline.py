@@ -344,6 +344,34 @@ def _parallel(
         yield from drain_one()
 
 
+#: With ``workers=0``, input smaller than this (all files together) is converted in this
+#: process: starting worker processes costs about what converting a few thousand records does.
+AUTO_MIN_BYTES = 4 << 20
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def _auto_workers(paths: list[str | os.PathLike[str]]) -> int:
+    """``workers=0``: one per usable CPU for input worth it, else 1 (this process)."""
+    cpus = _usable_cpus()
+    if cpus < 2:
+        return 1
+    total = 0
+    for path in paths:
+        try:
+            total += Path(path).stat().st_size
+        except OSError:
+            continue  # reported as a Rejected when the file is opened
+        if total >= AUTO_MIN_BYTES:
+            return cpus
+    return 1
+
+
 def convert_files(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -356,10 +384,16 @@ def convert_files(
 ) -> Iterator[Result]:
     """Convert whole files in order; ``workers > 1`` maps and builds on that many processes.
 
-    A file that cannot be opened yields one Rejected (ReadError) and the run goes on.
+    ``workers=0`` is one process per usable CPU, except for input too small to repay starting
+    them (under :data:`AUTO_MIN_BYTES` in all), which is converted in this process: so 0 is
+    never slower than 1. A file that cannot be opened yields one Rejected (ReadError) and the
+    run goes on.
     """
     resolved = _resolve(mapping)
     check = _Checker(validation, cache=shape_cache, mapping=resolved, options=options)
+    paths = list(paths)
+    if workers == 0:
+        workers = _auto_workers(paths)
     pool: ProcessPoolExecutor | None = None
     if workers > 1:
         if resolved.path is None:

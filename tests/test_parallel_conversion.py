@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fhir_iapt import pipeline
 from fhir_iapt.emit import NdjsonBundleWriter
 from fhir_iapt.errors import Location
 from fhir_iapt.pipeline import _pack, _unpack, convert_file
@@ -138,3 +139,39 @@ def test_two_workers_give_exactly_what_one_gives(
         outputs.append(([_summary(r) for r in results], (out / "bundles.ndjson").read_bytes()))
     assert outputs[0] == outputs[1]
     assert outputs[0][1]  # something was converted
+
+
+class _NoPool:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("no worker process should start for this input")
+
+
+def test_workers_zero_converts_small_input_in_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """workers=0 on input too small to repay starting workers converts in this process."""
+    example = EXAMPLES / "diabetes.csv"
+    assert example.stat().st_size < pipeline.AUTO_MIN_BYTES
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", _NoPool)
+    auto = list(convert_file(example, mapping="diabetes-csv", validation="none", workers=0))
+    one = list(convert_file(example, mapping="diabetes-csv", validation="none", workers=1))
+    assert [_summary(r) for r in auto] == [_summary(r) for r in one]
+
+
+def test_workers_zero_uses_every_cpu_for_big_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers=0 on input worth it starts one worker process per usable CPU."""
+    started: list[int] = []
+    real = pipeline.ProcessPoolExecutor
+
+    def recording(*args: Any, max_workers: int, **kwargs: Any) -> Any:
+        started.append(max_workers)
+        return real(*args, max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(pipeline, "AUTO_MIN_BYTES", 1)
+    monkeypatch.setattr(pipeline, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", recording)
+    example = EXAMPLES / "diabetes.csv"
+    auto = list(convert_file(example, mapping="diabetes-csv", validation="none", workers=0))
+    one = list(convert_file(example, mapping="diabetes-csv", validation="none", workers=1))
+    assert started == [2]
+    assert [_summary(r) for r in auto] == [_summary(r) for r in one]

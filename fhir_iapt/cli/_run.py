@@ -143,7 +143,9 @@ def write_results(
 
 
 def effective_workers(workers: int) -> int:
-    return (os.cpu_count() or 1) if workers == 0 else workers
+    """``--workers`` for :func:`~fhir_iapt.pipeline.convert_files`, which reads 0 itself (one
+    per CPU when the input is big enough to repay starting them)."""
+    return workers
 
 
 def default_shape_cache() -> ShapeCache:
