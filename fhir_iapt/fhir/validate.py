@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fhir_iapt.errors import Issue, Location
 from fhir_iapt.fhir import _checks
@@ -299,7 +299,7 @@ class _Walk:
                 NOT_A_RESOURCE,
             )
             return
-        assert isinstance(resource, Mapping)
+        resource = cast(Mapping[str, Any], resource)
         expr = expr or rtype
         bundle = outer.bundle if outer is not None else None
         if rtype == "Bundle":
@@ -317,10 +317,12 @@ class _Walk:
                 UNKNOWN_PROFILE,
                 severity="warning",
             )
+        applied: set[str] = set()
         for url in urls:
             for sd in self.v.profiles.profile_chain(url):
                 rules = self.v._rules.get(str(sd.get("url")))
-                if rules is not None:
+                if rules is not None and rules.url not in applied:
+                    applied.add(rules.url)
                     self.apply(rules, resource, expr, ctx)
         if rtype == "QuestionnaireResponse":
             self.issues.extend(_checks.check_response(self.v.profiles, resource, expr))
