@@ -26,6 +26,11 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.tmp")
 
 
+#: Write buffer: a bundle line is ~14 KB, so the default 8 KB buffer made one system call per
+#: bundle; 1 MiB makes one per ~70 and lets the disk take larger writes.
+_BUFFER = 1 << 20
+
+
 class AtomicFile:
     """One output file written under a temporary name and renamed into place on commit."""
 
@@ -36,7 +41,7 @@ class AtomicFile:
         self.tmp = temp_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: BinaryIO | None = self.tmp.open("wb")
+            self._fh: BinaryIO | None = self.tmp.open("wb", buffering=_BUFFER)
         except OSError as exc:
             raise emit_error("cannot create output file", path, exc) from exc
 
