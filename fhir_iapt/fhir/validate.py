@@ -90,12 +90,14 @@ def _index(type_name: str, path: str) -> tuple[_Index, tuple[defs.ElementDef, ..
 
 
 @cache
-def _element_info(type_name: str, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(invariant keys, reference target types)`` of one element of the R4 plan."""
+def _element_info(
+    type_name: str, path: str
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``(invariant keys, reference target types, R4 core profiles)`` of one plan element."""
     for raw in r4_plan()["types"][type_name]["elements"]:
         if raw["p"] == path:
-            return tuple(raw.get("c", ())), tuple(raw.get("tp", ()))
-    return (), ()
+            return tuple(raw.get("c", ())), tuple(raw.get("tp", ())), tuple(raw.get("pr", ()))
+    return (), (), ()
 
 
 @cache
@@ -496,6 +498,8 @@ class _Walk:
             self.complex(sub_type or type_name, sub_path, item, expr, ctx)
             if sub_type is not None:
                 self.invariants(sub_type, sub_type, item, expr, ctx)
+                for profile in _element_info(type_name, element.content_ref or element.path)[2]:
+                    self.core_profile(profile, sub_type, item, expr, ctx)
             if type_code == "Reference":
                 targets = _element_info(type_name, element.content_ref or element.path)[1]
                 self.reference(item, expr, ctx, targets)
@@ -641,6 +645,19 @@ class _Walk:
             _, expression, human = self._constraint(key)
             self.check_invariant(
                 key.split("@", 1)[0], expression, human, node, type_path or path, expr, ctx
+            )
+
+    def core_profile(
+        self, profile: str, type_code: str, item: Any, expr: str, ctx: _Context
+    ) -> None:
+        """The invariants an R4 core data-type profile adds (SimpleQuantity: sqty-1)."""
+        core = r4_plan()["coreProfiles"].get(profile)
+        if core is None or core["type"] != type_code:
+            return
+        for key in core["c"]:
+            _, expression, human = self._constraint(key)
+            self.check_invariant(
+                key.split("@", 1)[0], expression, human, item, type_code, expr, ctx
             )
 
     def _constraint(self, key: str) -> list[str]:
