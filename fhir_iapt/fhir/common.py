@@ -48,6 +48,9 @@ Reference = dict[str, Any]
 SERVICE_REQUEST_PROFILE = project_url("StructureDefinition", "IaptLtcServiceRequest")
 QUESTIONNAIRE_RESPONSE_PROFILE = project_url("StructureDefinition", "IaptLtcQuestionnaireResponse")
 SCORE_OBSERVATION_PROFILE = project_url("StructureDefinition", "IaptScoreObservation")
+_UKCORE_PATIENT = ukcore_profile("Patient")
+_UKCORE_PRACTITIONER = ukcore_profile("Practitioner")
+_UKCORE_PRACTITIONERROLE = ukcore_profile("PractitionerRole")
 
 # Consent codes. Checked (V) against the R4 (4.0.1) spec's own Consent examples
 # (consent-example-notThis, consent-example-pkb): scope consentscope#patient-privacy, category
@@ -205,7 +208,7 @@ def patient_resource(patient: PatientData, resource_id: str) -> Resource:
     resource: Resource = {
         "resourceType": "Patient",
         "id": resource_id,
-        "meta": meta(ukcore_profile("Patient")),
+        "meta": {"profile": [_UKCORE_PATIENT]},
         "identifier": [nhs_number_identifier(patient.nhs_number, patient.nhs_number_verification)],
     }
     if patient.family or patient.given:
@@ -234,7 +237,7 @@ def practitioner_resource(
     resource: Resource = {
         "resourceType": "Practitioner",
         "id": resource_id,
-        "meta": meta(ukcore_profile("Practitioner")),
+        "meta": {"profile": [_UKCORE_PRACTITIONER]},
         "identifier": [dict(identifier)],
     }
     if name:
@@ -253,7 +256,7 @@ def practitioner_role_resource(
     return {
         "resourceType": "PractitionerRole",
         "id": resource_id,
-        "meta": meta(ukcore_profile("PractitionerRole")),
+        "meta": {"profile": [_UKCORE_PRACTITIONERROLE]},
         "identifier": [dict(identifier)],
         "practitioner": practitioner,
         "organization": organization,

@@ -176,8 +176,9 @@ class _Bundle:
     def add_own(self, resource: Resource, role: str | None) -> Reference:
         """Add one of the record's own resources (identifier ``record_identifier(.., role)``)."""
         key = None if self.put else self.ids.if_none_exist(role)
-        self.entries.append(keyed_entry(resource, key, self.method))
-        return {"reference": f"urn:uuid:{resource['id']}"}
+        added = keyed_entry(resource, key, self.method)
+        self.entries.append(added)
+        return {"reference": added["fullUrl"]}
 
 
 def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
