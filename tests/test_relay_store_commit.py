@@ -205,3 +205,18 @@ def test_worker_writes_do_not_starve_intake(outbox: Outbox) -> None:
         worker.join(timeout=30)
     assert len(worst) == 160
     assert max(worst) < 0.5
+
+
+def test_commits_leave_checkpoints_to_the_background(outbox: Outbox) -> None:
+    """A commit does not copy the WAL into the database file at SQLite's 1000 pages; the
+    outbox's background checkpoint does it soon after the writes."""
+    before = outbox.path.stat().st_size
+    for i in range(300):  # about 600 pages of 4 KiB
+        outbox.enqueue([NewMessage("referral", "iapt", f"c{i}", b"x" * 8000)])
+    pages = outbox._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert pages > 1000
+    deadline = time.monotonic() + 10
+    while outbox.path.stat().st_size < before + 300 * 8000:
+        assert time.monotonic() < deadline, "no checkpoint copied the WAL"
+        time.sleep(0.05)
+    assert outbox.counts()["queued"] == 300
