@@ -55,8 +55,11 @@ class RelayRuntime:
     warm: bool = False
 
 
-def get_settings(request: Request) -> RelaySettings:
-    """The settings dependency (override with ``app.dependency_overrides`` in tests)."""
+async def get_settings(request: Request) -> RelaySettings:
+    """The settings dependency (override with ``app.dependency_overrides`` in tests).
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its threadpool, a thread
+    hop on every request for reading an attribute."""
     settings: RelaySettings = request.app.state.relay.settings
     return settings
 
@@ -75,12 +78,14 @@ def fhir_response(
 
 
 def outcome_response(
-    status_code: int, diagnostics: str, *, code: str | None = None,
+    status_code: int,
+    diagnostics: str,
+    *,
+    code: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     issue = Issue(diagnostics, code=code or _ISSUE_TYPES.get(status_code, "processing"))
     return fhir_response(operation_outcome([issue]), status_code, headers)
-
 
 
 def audit_record(request: Request) -> AuditRecord:
