@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from fhir_iapt.fhir._plan import plan_path
 
@@ -96,3 +99,30 @@ def test_a_custom_profile_set_is_compiled_when_the_validator_is_built() -> None:
     patient["gender"] = "male"
     expressions = {i.expression for i in validator.validate(patient) if i.severity == "error"}
     assert expressions == {"Patient.birthDate", "Patient.gender"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "observation",
+        "patient",
+        "questionnaireresponse",
+        "bundle",
+        "quantity",
+        "extension",
+        "elementdefinition",
+        "consent",
+    ],
+)
+def test_official_r4_definitions_validate_without_error(name: str) -> None:
+    """The R4 specification's own StructureDefinitions (rich, valid R4) raise no error."""
+    path = _generator().r4_definitions_dir() / f"{name}.json"
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    from fhir_iapt.fhir.validate import default_validator
+
+    errors = [
+        (i.expression, i.diagnostics)
+        for i in default_validator().validate(resource)
+        if i.severity == "error"
+    ]
+    assert errors == []
