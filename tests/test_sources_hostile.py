@@ -21,8 +21,7 @@ from fhir_iapt.results import Rejected
 from fhir_iapt.sources._json import peek
 
 CASES: list[tuple[str, bytes, str, str]] = [
-    # (case, body, mapping, error code); deep nesting inside an array item is read (ijson builds
-    # it without recursion) and the record is then rejected by the map stage
+    # (case, body, mapping, error code)
     ("surrogate bytes in an array", b'[{"nhsNumber": "\xed\xa0\x80"}]', "cardiac-json", "FI103"),
     ("surrogate bytes in NDJSON", b'{"nhsNumber": "\xed\xa0\x80"}\n', "cardiac-json", "FI103"),
     (
@@ -35,7 +34,7 @@ CASES: list[tuple[str, bytes, str, str]] = [
         "arrays nested 5,000 deep inside an array",
         b'[{"a":' + b"[" * 5000 + b"]" * 5000 + b"}]",
         "cardiac-json",
-        "FI302",
+        "FI104",
     ),
     ("a 5,000-digit number, NDJSON", b'{"a": ' + b"9" * 5000 + b"}\n", "cardiac-json", "FI101"),
     ("a 5,000-digit number in an array", b'[{"a": ' + b"9" * 5000 + b"}]", "cardiac-json", "FI104"),
@@ -163,3 +162,51 @@ def test_xml_parser_messages_never_quote_the_input() -> None:
     assert rejected
     text = json.dumps([r.outcome for r in rejected])
     assert nhs.group(1).decode() not in text
+
+
+_NESTED_UNDER_A_CAP = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1024 * 1024 * 1024, 1024 * 1024 * 1024))  # 1 GiB
+from fhir_iapt.pipeline import convert_bytes
+n = 100_000
+bodies = {
+    "cardiac-json": b"[" + b"[" * n + b"]" * n + b"]",
+    "questionnaire-response": b'{"resourceType": "Bundle", "entry": [\\n'
+    + b"[" * n + b"]" * n + b"]}",
+}
+for mapping, body in bodies.items():
+    results = convert_bytes(body, name="deep.json", mapping=mapping, validation="none")
+    print(mapping, [r.error.error_code for r in results])
+"""
+
+
+def test_a_200_kb_body_of_100k_nested_arrays_stays_under_1_gib() -> None:
+    """100k nested arrays (200 KB) are refused as too deep within a 1 GiB address-space cap
+    (ijson's path prefixes made this cost 24 GB until the kernel killed the process)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NESTED_UNDER_A_CAP],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "cardiac-json ['FI104']",
+        "questionnaire-response ['FI104']",
+    ]
+
+
+def test_nesting_at_the_limit_is_read_and_past_it_refused() -> None:
+    """MAX_DEPTH levels read; one more is a located FI104 (the limit is exact)."""
+    from fhir_iapt.limits import MAX_DEPTH
+
+    def body(depth: int) -> bytes:  # an array of one object holding depth - 2 nested arrays
+        return b'[{"a": ' + b"[" * (depth - 2) + b"]" * (depth - 2) + b"}]"
+
+    ok = convert_bytes(body(MAX_DEPTH), name="d.json", mapping="cardiac-json", validation="none")
+    assert [r.error.error_code for r in ok if isinstance(r, Rejected)] != ["FI104"]
+    deep = convert_bytes(
+        body(MAX_DEPTH + 1), name="d.json", mapping="cardiac-json", validation="none"
+    )
+    assert [r.error.error_code for r in deep if isinstance(r, Rejected)] == ["FI104"]

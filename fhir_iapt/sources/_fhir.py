@@ -22,17 +22,19 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from decimal import Decimal
+from itertools import islice
 from typing import Any, BinaryIO, cast
 
 import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
-from fhir_iapt.limits import MAX_NUMBER_DIGITS
+from fhir_iapt.limits import MAX_DEPTH, MAX_NUMBER_DIGITS
 from fhir_iapt.sources._json import (
     BOM,
-    DigitGuard,
     Prefixed,
+    TooDeep,
     TooManyDigits,
+    events,
     first_line,
     json_kind,
     peek,
@@ -136,23 +138,22 @@ def _document(stream: Prefixed, name: str) -> Iterator[SourceRecord | ReadError]
     """One JSON document: a Bundle's entries (streamed when ``resourceType`` comes first, as
     FHIR JSON writes it), or the one resource."""
     at = Location(file=name, row=1)
-    events = ijson.parse(DigitGuard(stream), use_float=False)
+    stream_events = events(stream)
     try:
-        opening = [next(events, None), next(events, None), next(events, None)]
-        if opening[:3] == [
-            ("", "start_map", None),
-            ("", "map_key", "resourceType"),
-            ("resourceType", "string", "Bundle"),
+        opening = list(islice(stream_events, 3))
+        if opening == [
+            ("start_map", None, 1),
+            ("map_key", "resourceType", 1),
+            ("string", "Bundle", 1),
         ]:
-            yield from _streamed_entries(events, at)
+            yield from _streamed_entries(stream_events, at)
             return
         whole = ijson.ObjectBuilder()
-        for item in opening:
-            if item is not None:
-                whole.event(item[1], item[2])
-        for _prefix, event, value in events:
+        for event, value, _depth in opening:
             whole.event(event, value)
-    except (ijson.JSONError, UnicodeDecodeError, TooManyDigits, ValueError) as exc:
+        for event, value, _depth in stream_events:
+            whole.event(event, value)
+    except (ijson.JSONError, UnicodeDecodeError, TooManyDigits, TooDeep, ValueError) as exc:
         yield _broken(exc, at)
         return
     value = whole.value
@@ -166,35 +167,56 @@ def _document(stream: Prefixed, name: str) -> Iterator[SourceRecord | ReadError]
         )
 
 
-def _streamed_entries(events: Iterator[Any], at: Location) -> Iterator[SourceRecord | ReadError]:
+_OPEN = ("start_map", "start_array")
+_CLOSE = ("end_map", "end_array")
+
+
+def _streamed_entries(
+    stream_events: Iterator[tuple[str, Any, int]], at: Location
+) -> Iterator[SourceRecord | ReadError]:
+    """The entries of a Bundle whose ``resourceType`` came first, one record each."""
     builder: Any = None
-    depth = 0
+    key: Any = None
+    entry_value_next = False
     index = 0
-    for prefix, event, value in events:
+    for event, value, depth in stream_events:
         if builder is not None:
             builder.event(event, value)
-            depth += event in ("start_map", "start_array")
-            depth -= event in ("end_map", "end_array")
-            if depth == 0:
+            if depth == 2:  # the entry's own container closed
                 yield _entry(builder.value, index, at)
                 builder, index = None, index + 1
-        elif prefix == "entry.item":
-            if event in ("start_map", "start_array"):
-                builder, depth = ijson.ObjectBuilder(), 1
-                builder.event(event, value)
-            else:  # a scalar entry: still a record, rejected with its place by the map stage
-                yield _entry(value, index, at)
-                index += 1
-        elif prefix == "entry" and event in ("start_map", "null", "string", "number", "boolean"):
-            yield read_error(
-                "Bundle.entry must be an array",
-                replace(at, element="Bundle.entry"),
-                error_code="FI101",
-            )
-            return
+            continue
+        if depth == 1 and event == "map_key":
+            key, entry_value_next = value, value == "entry"
+            continue
+        if entry_value_next:  # the value of "entry": it must be an array
+            entry_value_next = False
+            if event != "start_array":
+                yield read_error(
+                    "Bundle.entry must be an array",
+                    replace(at, element="Bundle.entry"),
+                    error_code="FI101",
+                )
+                return
+            continue
+        if key != "entry" or depth < 2:
+            continue
+        if depth == 3 and event in _OPEN:
+            builder = ijson.ObjectBuilder()
+            builder.event(event, value)
+        elif depth == 2 and event not in _OPEN and event not in _CLOSE:
+            yield _entry(value, index, at)  # a scalar entry: the map stage rejects it, located
+            index += 1
 
 
 def _broken(exc: Exception, at: Location) -> ReadError:
+    if isinstance(exc, TooDeep):
+        return read_error(
+            f"the JSON document nests arrays or objects deeper than {MAX_DEPTH}; reading stops "
+            "here",
+            at,
+            error_code="FI104",
+        )
     if isinstance(exc, TooManyDigits):
         return read_error(
             f"the JSON document holds a number of more than {MAX_NUMBER_DIGITS} digits; reading "

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, NoReturn
 import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
-from fhir_iapt.limits import MAX_NUMBER_DIGITS
+from fhir_iapt.limits import MAX_DEPTH, MAX_NUMBER_DIGITS
 from fhir_iapt.sources._record import SourceRecord, read_error
 
 BOM = b"\xef\xbb\xbf"
@@ -26,6 +26,48 @@ _WHITESPACE = b" \t\r\n"
 
 class TooManyDigits(Exception):
     """Raised from a guarded read: a run of digits longer than ``MAX_NUMBER_DIGITS``."""
+
+
+class TooDeep(Exception):
+    """Raised by :func:`events`: arrays and objects nested deeper than ``MAX_DEPTH``."""
+
+
+_OPEN = frozenset({"start_map", "start_array"})
+_CLOSE = frozenset({"end_map", "end_array"})
+
+
+def events(stream: Any) -> Iterator[tuple[str, Any, int]]:
+    """``(event, value, depth)`` of one JSON text, numbers as Decimal/int, in time and memory
+    linear in the input: ijson's ``basic_parse`` (no path prefixes, which cost O(depth) per
+    event), digit runs checked before parsing, nesting past ``MAX_DEPTH`` refused (TooDeep).
+    ``depth`` counts the containers open after the event (a ``start_map`` of the top object
+    has depth 1, its ``end_map`` depth 0)."""
+    depth = 0
+    for event, value in ijson.basic_parse(DigitGuard(stream), use_float=False):
+        if event in _OPEN:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise TooDeep
+        elif event in _CLOSE:
+            depth -= 1
+        yield event, value, depth
+
+
+def build_items(stream: Any, level: int) -> Iterator[Any]:
+    """Every value whose container opens at ``level`` (1: a top-level array's items), built
+    one at a time (constant memory between them)."""
+    builder: Any = None
+    for event, value, depth in events(stream):
+        if builder is not None:
+            builder.event(event, value)
+            if depth == level:  # the item's own container just closed
+                yield builder.value
+                builder = None
+        elif depth == level + 1 and event in _OPEN:
+            builder = ijson.ObjectBuilder()
+            builder.event(event, value)
+        elif depth == level and event not in _OPEN and event not in _CLOSE and (event != "map_key"):
+            yield value  # a scalar item
 
 
 _DIGITS = b"0123456789"
@@ -114,7 +156,7 @@ def first_line(exc: BaseException) -> str:
 
 def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
     index = 0
-    items = ijson.items(DigitGuard(stream), "item", use_float=False)
+    items = build_items(stream, 1)
     while True:
         at = Location(file=name, row=index + 1, element=f"$[{index}]")
         try:
@@ -130,6 +172,14 @@ def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]
             else:
                 message, code = f"the JSON array is broken ({reason}); reading stops here", "FI104"
             yield read_error(message, at, error_code=code)
+            return
+        except TooDeep:
+            yield read_error(
+                f"the JSON array nests arrays or objects deeper than {MAX_DEPTH}; reading stops "
+                "here",
+                at,
+                error_code="FI104",
+            )
             return
         except TooManyDigits:
             yield read_error(
@@ -249,7 +299,10 @@ __all__ = [
     "BOM",
     "DigitGuard",
     "Prefixed",
+    "TooDeep",
     "TooManyDigits",
+    "build_items",
+    "events",
     "first_line",
     "json_kind",
     "peek",
