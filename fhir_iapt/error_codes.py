@@ -46,6 +46,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         ),
     ),
     ErrorCode(
+        "FI001",
+        "Unexpected failure",
+        (
+            "General: converting one record met a failure the adapter did not foresee (a "
+            "defect, reported by exception type only); that record is rejected and the run "
+            "goes on."
+        ),
+    ),
+    ErrorCode(
         "FI100",
         "Read error",
         "Read: an input file or stream cannot be read (ReadError).",

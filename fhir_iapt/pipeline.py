@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from fhir_iapt._data import profiles_dir
+from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentSource, current_register
 from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
@@ -44,6 +46,8 @@ from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
 from fhir_iapt.results import BundleKind, Converted, Rejected, Result, Skipped
 from fhir_iapt.sources import SourceRecord, portable, revive
 from fhir_iapt.targets import target_of
+
+_log = logging.getLogger("fhir_iapt.pipeline")
 
 Validation = Literal["none", "first", "full"]
 MappingRef = str | os.PathLike[str] | Mapping[Any]
@@ -71,15 +75,44 @@ def convert_record(
         canonical = map_record(record, resolved)
     except FhirIaptError as exc:
         return Rejected(exc, exc.location or record.location)
-    decision = target.gate(canonical, current_register(consent))
-    key = target.key(canonical)
-    if decision is not None:
-        return Skipped(key, decision[0], decision[1], record.location)
+    except Exception as exc:  # a defect met by one record must not end the run
+        return _unexpected(exc, record, "map")
+    register = current_register(consent)  # ConfigError: nothing is decided without it
     try:
+        decision = target.gate(canonical, register)
+        key = target.key(canonical)
+        if decision is not None:
+            return Skipped(key, decision[0], decision[1], record.location)
         bundle = target.build(canonical, options)
     except FhirIaptError as exc:
         return Rejected(exc, exc.location or record.location)
+    except Exception as exc:
+        return _unexpected(exc, record, "build")
     return Converted(key, bundle, record.location, target.kind)
+
+
+#: A record met a failure the adapter did not foresee (a defect): rejected, the run goes on.
+UNEXPECTED = "FI001"
+
+
+def _unexpected(exc: Exception, record: SourceRecord, stage: str) -> Rejected:
+    """Reject the record with a fixed message (the exception's text may quote its values) and
+    log the exception's type and where, never its message."""
+    log_event(
+        _log,
+        logging.ERROR,
+        "unexpected failure converting a record",
+        stage=stage,
+        exception=type(exc).__name__,
+        location=record.location.render(),
+    )
+    error = FhirIaptError(
+        f"the adapter failed unexpectedly at the {stage} stage on this record "
+        f"({type(exc).__name__}); it is rejected and the run goes on",
+        location=record.location,
+        error_code=UNEXPECTED,
+    )
+    return Rejected(error, record.location)
 
 
 class ShapeCache:
@@ -215,7 +248,11 @@ def convert_bytes(
     """Convert an in-memory export (the relay's request body)."""
     return list(
         convert_stream(
-            io.BytesIO(data), name=name, mapping=mapping, options=options, validation=validation,
+            io.BytesIO(data),
+            name=name,
+            mapping=mapping,
+            options=options,
+            validation=validation,
             consent=consent,
         )
     )
@@ -249,9 +286,7 @@ _Packed = tuple[int, Any, str | None, int | None, int | None, str | None, str | 
 _Returned = tuple[str, bytes, BundleKind] | Skipped | Rejected
 
 
-def _worker_init(
-    mapping_path: str, options: BuildOptions, consent: ConsentSource | None
-) -> None:
+def _worker_init(mapping_path: str, options: BuildOptions, consent: ConsentSource | None) -> None:
     _worker_state["mapping"] = load_mapping(mapping_path)
     _worker_state["options"] = options
     _worker_state["consent"] = consent  # ConsentFiles arrive as paths and re-read live here

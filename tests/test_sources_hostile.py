@@ -210,3 +210,42 @@ def test_nesting_at_the_limit_is_read_and_past_it_refused() -> None:
         body(MAX_DEPTH + 1), name="d.json", mapping="cardiac-json", validation="none"
     )
     assert [r.error.error_code for r in deep if isinstance(r, Rejected)] == ["FI104"]
+
+
+def test_a_defect_met_by_one_record_rejects_that_record_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception the adapter did not foresee (here: a fill function that fails on the second
+    record) rejects that record with FI001, names no value, and the other records convert."""
+    from dataclasses import replace
+
+    from fhir_iapt.mapping import load_mapping
+    from fhir_iapt.mapping.contract import MapTarget
+    from fhir_iapt.mapping.referral import FIELDS, build_referral_record
+    from fhir_iapt.records import ReferralRecord
+    from fhir_iapt.results import Converted, Skipped
+
+    calls = []
+
+    def flaky(values: dict, at: object, system: str) -> ReferralRecord:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ZeroDivisionError(values["patient.nhs_number"])  # quotes a value on purpose
+        return build_referral_record(values, at, system)  # type: ignore[arg-type]
+
+    mapping = load_mapping("diabetes-csv")
+    faulty = replace(mapping, contract=MapTarget("referral", ReferralRecord, FIELDS, fill=flaky))
+    example = Path(__file__).resolve().parent.parent / "examples" / "diabetes.csv"
+    results = convert_bytes(example.read_bytes(), name="d.csv", mapping=faulty, validation="none")
+    plain = convert_bytes(example.read_bytes(), name="d.csv", mapping=mapping, validation="none")
+    assert len(results) == len(plain)
+    second = results[1]
+    assert isinstance(second, Rejected)
+    assert second.error.error_code == "FI001"
+    nhs_numbers = re.findall(r"\b9\d{9}\b", example.read_text())
+    assert not any(n in json.dumps(second.outcome) for n in nhs_numbers)
+    assert not any(n in caplog.text for n in nhs_numbers)
+    assert [type(r) for i, r in enumerate(results) if i != 1] == [
+        type(r) for i, r in enumerate(plain) if i != 1
+    ]
+    assert any(isinstance(r, Converted | Skipped) for r in results)
