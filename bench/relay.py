@@ -1,26 +1,41 @@
 """Relay benchmark: accepted records/s and latency of ``POST /referrals`` beside a bare endpoint.
 
-    python bench/relay.py                                  # 3 runs x 200 requests, 1 record each
+    python bench/relay.py                                  # 3 runs x 200 requests, 1 and 20 records
     python bench/relay.py --records-per-request 1,20 --requests 300 --concurrency 8
 
 Two servers run side by side on loopback, each a real uvicorn process:
 
 * ``relay`` - ``fhir-iapt serve`` with an API key and the SQLite outbox (``synchronous=full``):
   each request is authenticated, read, converted (diabetes-csv), routed, committed to the
-  outbox and answered 202. Delivery points at a closed port with a long backoff, so the
-  worker does not compete with intake for the CPU.
+  outbox and answered 202. Delivery points at a port that takes connections and never
+  answers (a socket the bench listens on and never accepts from), so the worker holds a few
+  attempts open until they time out and does not compete with intake for the CPU. (A closed
+  port would not do: every new message would get an immediate refused attempt, a retry and
+  two writes, a stream of work that delivery to a real server does not look like either.)
 * ``bare``  - a FastAPI endpoint on the same uvicorn that reads the body and answers 202: the
   floor for "an HTTP POST through FastAPI on this machine".
 
-Each run sends ``--requests`` POSTs per server from ``--concurrency`` threads (bounded count,
-loopback only), every relay request carrying records it has not seen (so none is a duplicate).
-It prints per run and the median over runs: records/s, p50/p95/p99 latency, and relay/bare
-ratios. The machine is shared and noisy: read the medians and the ratios.
+It prints, in this order:
+
+1. how long the relay took to say ready on ``/readyz``, and the latency of the first POST after
+   that (it also pays the one scrypt check of the bench's new API key);
+2. per body size, ``--runs`` runs of ``--requests`` POSTs per server from ``--concurrency``
+   threads (closed loop: each thread sends its next request when the last one answered), every
+   relay request carrying records it has not seen (so none is a duplicate): records/s,
+   p50/p95/p99 per run and their medians, and relay/bare ratios of the medians;
+3. per body size, the relay's peak: one run at each of ``--peak-concurrency`` (closed loop), the
+   best records/s taken as the peak; then ``--runs`` runs at half that load (open loop: requests
+   sent on a fixed schedule at half the peak's requests/s, whatever the answers do, each request
+   a task of one asyncio client), with the medians of p50/p95/p99 and p99/p50. A start more
+   than 10 ms behind its schedule (the client itself starved) is counted as ``late``.
+
+The machine is shared and noisy: read the medians and the ratios measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
@@ -102,7 +117,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _relay_config(workdir: Path, port: int, key_hash: str) -> Path:
+def _relay_config(workdir: Path, port: int, key_hash: str, destination_port: int) -> Path:
     config = workdir / "relay.toml"
     config.write_text(
         f"""
@@ -110,6 +125,7 @@ def _relay_config(workdir: Path, port: int, key_hash: str) -> Path:
 host = "127.0.0.1"
 port = {port}
 log_level = "warning"
+shutdown_grace_seconds = 1
 [store]
 data_dir = "data"
 synchronous = "full"
@@ -121,7 +137,7 @@ id = "bench"
 hash = "{key_hash}"
 scopes = ["referrals:write"]
 [destinations.iapt]
-base_url = "http://127.0.0.1:{_free_port()}/fhir"
+base_url = "http://127.0.0.1:{destination_port}/fhir"
 """,
         encoding="utf-8",
     )
@@ -174,6 +190,43 @@ def _load(url: str, bodies: list[bytes], headers: dict[str, str], concurrency: i
     return wall, latencies
 
 
+def _paced(url: str, bodies: list[bytes], headers: dict[str, str], rate: float
+           ) -> tuple[float, list[float], int]:
+    """POST every body on a fixed schedule, ``rate`` requests/s (open loop), each request its
+    own task on one event loop (no sender threads contending for the GIL); (wall seconds,
+    latencies, starts more than 10 ms behind their schedule)."""
+
+    async def run() -> tuple[float, list[float], int]:
+        latencies: list[float] = []
+        errors: list[str] = []
+        late = 0
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+            loop = asyncio.get_running_loop()
+            begin = loop.time() + 0.05
+
+            async def one(i: int) -> None:
+                nonlocal late
+                wait = begin + i / rate - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                elif wait < -0.010:
+                    late += 1
+                start = time.perf_counter()
+                response = await http.post(url, content=bodies[i], headers=headers)
+                latencies.append(time.perf_counter() - start)
+                if response.status_code != 202:
+                    errors.append(f"{response.status_code} {response.text[:200]}")
+
+            await asyncio.gather(*(one(i) for i in range(len(bodies))))
+            wall = loop.time() - begin
+        if errors:
+            raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
+        return wall, latencies, late
+
+    return asyncio.run(run())
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -193,79 +246,127 @@ def _row(name: str, f: dict[str, float]) -> str:
             f"p95 {f['p95_ms']:>8.2f} ms   p99 {f['p99_ms']:>8.2f} ms")
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+class _Rows:
+    """Hands out export rows no earlier request carried."""
+
+    def __init__(self, rows: list[str]) -> None:
+        self.rows = rows
+        self.cursor = 0
+
+    def take(self, count: int) -> list[str]:
+        chunk = self.rows[self.cursor : self.cursor + count]
+        if len(chunk) < count:
+            raise RuntimeError("the generated export is too short for these settings")
+        self.cursor += count
+        return chunk
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="POSTs per server per run")
-    parser.add_argument("--records-per-request", default="1",
+    parser.add_argument("--records-per-request", default="1,20",
                         help="comma-separated sizes, e.g. 1,20")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peak-concurrency", default="1,2,4,8,16",
+                        help="closed-loop concurrencies tried to find the relay's peak")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)
         return
     sizes = [int(s) for s in args.records_per_request.split(",")]
+    levels = [int(c) for c in args.peak_concurrency.split(",")]
 
     from fhir_iapt.relay.security import new_api_key
 
     token, key_hash = new_api_key("bench")
     with tempfile.TemporaryDirectory(prefix="fhir-iapt-relay-bench-") as tmp:
         work = Path(tmp)
-        total_rows = 50 + sum(args.runs * args.requests * n for n in sizes)
+        per_size = args.requests * (2 * args.runs + len(levels))
+        total_rows = 51 + sum(per_size * n for n in sizes)
         csv_path = work / "export.csv"
         generate(csv_path, total_rows)
-        rows = csv_path.read_text(encoding="utf-8").splitlines()[1:]
+        rows = _Rows(csv_path.read_text(encoding="utf-8").splitlines()[1:])
         relay_port, bare_port = _free_port(), _free_port()
         relay_url, bare_url = f"http://127.0.0.1:{relay_port}", f"http://127.0.0.1:{bare_port}"
+        relay_post = f"{relay_url}/referrals?mapping=diabetes-csv"
+        bare_post = f"{bare_url}/referrals"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_IAPT_")}
-        print("starting the relay (builds its validator before it is ready) ...", flush=True)
+        silent = socket.socket()  # the destination: takes connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1024)
+        config = _relay_config(work, relay_port, key_hash, silent.getsockname()[1])
+        print("starting the relay (it warms up before /readyz says ready) ...", flush=True)
+        started = time.monotonic()
         relay = _start(
             [sys.executable, "-c", "from fhir_iapt.cli import main; main()", "serve",
-             "--config", str(_relay_config(work, relay_port, key_hash))],
+             "--config", str(config)],
             relay_url, work / "relay.log", env,
         )
+        print(f"relay ready after {time.monotonic() - started:.1f} s")
         bare = _start([sys.executable, __file__, "--serve-bare", str(bare_port)], bare_url,
                       work / "bare.log")
         try:
             relay_headers = {"Content-Type": "text/csv", "Authorization": f"Bearer {token}"}
             bare_headers = {"Content-Type": "text/csv"}
-            warm = _bodies(rows[:50], 1)
-            cursor = 50
-            _load(f"{relay_url}/referrals?mapping=diabetes-csv", warm, relay_headers, 2)
-            _load(f"{bare_url}/referrals", warm, bare_headers, 2)
+            _, first = _load(relay_post, _bodies(rows.take(1), 1), relay_headers, 1)
+            print(f"first POST after ready: {first[0] * 1000:.1f} ms "
+                  "(includes the one scrypt check of a new API key)")
+            warm = _bodies(rows.take(50), 1)
+            _load(relay_post, warm, relay_headers, 2)
+            _load(bare_post, warm, bare_headers, 2)
             for size in sizes:
                 results: dict[str, list[dict[str, float]]] = {"bare": [], "relay": []}
                 print(f"\n{args.requests} requests x {size} record(s), "
                       f"concurrency {args.concurrency}")
                 for run in range(1, args.runs + 1):
-                    chunk = rows[cursor : cursor + args.requests * size]
-                    cursor += args.requests * size
+                    chunk = rows.take(args.requests * size)
                     bodies = _bodies(chunk, size)
-                    records = len(chunk)
-                    wall, lat = _load(f"{bare_url}/referrals", bodies, bare_headers,
-                                      args.concurrency)
-                    results["bare"].append(_figures(records, wall, lat))
-                    wall, lat = _load(f"{relay_url}/referrals?mapping=diabetes-csv", bodies,
-                                      relay_headers, args.concurrency)
-                    results["relay"].append(_figures(records, wall, lat))
+                    wall, lat = _load(bare_post, bodies, bare_headers, args.concurrency)
+                    results["bare"].append(_figures(len(chunk), wall, lat))
+                    wall, lat = _load(relay_post, bodies, relay_headers, args.concurrency)
+                    results["relay"].append(_figures(len(chunk), wall, lat))
                     print(f" run {run}")
                     print(_row("bare", results["bare"][-1]))
                     print(_row("relay", results["relay"][-1]))
-                median = {
-                    name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                    for name, runs in results.items()
-                }
+                b, r = _median(results["bare"]), _median(results["relay"])
                 print(" median")
-                print(_row("bare", median["bare"]))
-                print(_row("relay", median["relay"]))
-                b, r = median["bare"], median["relay"]
+                print(_row("bare", b))
+                print(_row("relay", r))
                 print(f"  ratio  relay/bare throughput {r['records_s'] / b['records_s']:.3f}   "
                       f"p50 x{r['p50_ms'] / b['p50_ms']:.1f}   "
                       f"p99 x{r['p99_ms'] / b['p99_ms']:.1f}")
+
+                print(f"\n relay peak, {args.requests} requests x {size} record(s) per level")
+                peak: tuple[float, int] = (0.0, 0)
+                for level in levels:
+                    chunk = rows.take(args.requests * size)
+                    wall, lat = _load(relay_post, _bodies(chunk, size), relay_headers, level)
+                    f = _figures(len(chunk), wall, lat)
+                    print(_row(f"c={level}", f))
+                    peak = max(peak, (f["records_s"], level))
+                rate = peak[0] / size / 2
+                print(f" relay at half the peak ({peak[0]:.1f} rec/s at concurrency {peak[1]}):"
+                      f" {rate:.1f} requests/s on a fixed schedule")
+                half: list[dict[str, float]] = []
+                for run in range(1, args.runs + 1):
+                    chunk = rows.take(args.requests * size)
+                    wall, lat, late = _paced(relay_post, _bodies(chunk, size), relay_headers,
+                                             rate)
+                    half.append(_figures(len(chunk), wall, lat))
+                    print(_row(f"run {run}", half[-1]) + f"   late {late}")
+                h = _median(half)
+                print(_row("median", h))
+                print(f"  p99/p50 at half the peak {h['p99_ms'] / h['p50_ms']:.1f}")
         finally:
             _stop(relay)
             _stop(bare)
+            silent.close()
 
 
 if __name__ == "__main__":
