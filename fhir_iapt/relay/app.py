@@ -13,6 +13,7 @@ Every request leaves one AuditEvent line (:mod:`fhir_iapt.relay.audit`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -144,6 +145,19 @@ class AuditMiddleware:
 # --- factory -----------------------------------------------------------------------------
 
 
+def freeze_heap() -> None:
+    """Take what start-up built out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    The validator's plan and rules, the mappings and every imported module are a large heap that
+    lives as long as the process; each full collection walked all of it, 100-220 ms with the
+    GIL held (every request in flight waited), several times a minute under load. Frozen, a
+    full collection walks only what requests made since. What is frozen stays in memory, as
+    it would anyway; garbage made before the freeze is collected first.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: RelaySettings,
     *,
@@ -178,6 +192,7 @@ def create_app(
                 "warm-up failed; the first request will be slow",
                 exception=type(exc).__name__,
             )
+        freeze_heap()
         runtime.warm = True
 
     @asynccontextmanager
