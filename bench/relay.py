@@ -89,8 +89,9 @@ def serve_bare(port: int) -> None:
 # --- processes -------------------------------------------------------------------------------
 
 
-def _start(command: list[str], url: str, log: Path, env: dict[str, str] | None = None
-           ) -> subprocess.Popen[bytes]:
+def _start(
+    command: list[str], url: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + _READY_TIMEOUT
@@ -155,8 +156,9 @@ def _bodies(rows: list[str], per_request: int) -> list[bytes]:
     ]
 
 
-def _load(url: str, bodies: list[bytes], headers: dict[str, str], concurrency: int
-          ) -> tuple[float, list[float]]:
+def _load(
+    url: str, bodies: list[bytes], headers: dict[str, str], concurrency: int
+) -> tuple[float, list[float]]:
     """POST every body once from ``concurrency`` threads; (wall seconds, latencies)."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -190,8 +192,9 @@ def _load(url: str, bodies: list[bytes], headers: dict[str, str], concurrency: i
     return wall, latencies
 
 
-def _paced(url: str, bodies: list[bytes], headers: dict[str, str], rate: float
-           ) -> tuple[float, list[float], int]:
+def _paced(
+    url: str, bodies: list[bytes], headers: dict[str, str], rate: float
+) -> tuple[float, list[float], int]:
     """POST every body on a fixed schedule, ``rate`` requests/s (open loop), each request its
     own task on one event loop (no sender threads contending for the GIL); (wall seconds,
     latencies, starts more than 10 ms behind their schedule)."""
@@ -242,8 +245,10 @@ def _figures(records: int, wall: float, latencies: list[float]) -> dict[str, flo
 
 
 def _row(name: str, f: dict[str, float]) -> str:
-    return (f"  {name:<6} {f['records_s']:>10.1f} rec/s   p50 {f['p50_ms']:>8.2f} ms   "
-            f"p95 {f['p95_ms']:>8.2f} ms   p99 {f['p99_ms']:>8.2f} ms")
+    return (
+        f"  {name:<6} {f['records_s']:>10.1f} rec/s   p50 {f['p50_ms']:>8.2f} ms   "
+        f"p95 {f['p95_ms']:>8.2f} ms   p99 {f['p99_ms']:>8.2f} ms"
+    )
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -268,12 +273,16 @@ class _Rows:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="POSTs per server per run")
-    parser.add_argument("--records-per-request", default="1,20",
-                        help="comma-separated sizes, e.g. 1,20")
+    parser.add_argument(
+        "--records-per-request", default="1,20", help="comma-separated sizes, e.g. 1,20"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--peak-concurrency", default="1,2,4,8,16",
-                        help="closed-loop concurrencies tried to find the relay's peak")
+    parser.add_argument(
+        "--peak-concurrency",
+        default="1,2,4,8,16",
+        help="closed-loop concurrencies tried to find the relay's peak",
+    )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -304,26 +313,38 @@ def main() -> None:
         print("starting the relay (it warms up before /readyz says ready) ...", flush=True)
         started = time.monotonic()
         relay = _start(
-            [sys.executable, "-c", "from fhir_iapt.cli import main; main()", "serve",
-             "--config", str(config)],
-            relay_url, work / "relay.log", env,
+            [
+                sys.executable,
+                "-c",
+                "from fhir_iapt.cli import main; main()",
+                "serve",
+                "--config",
+                str(config),
+            ],
+            relay_url,
+            work / "relay.log",
+            env,
         )
         print(f"relay ready after {time.monotonic() - started:.1f} s")
-        bare = _start([sys.executable, __file__, "--serve-bare", str(bare_port)], bare_url,
-                      work / "bare.log")
+        bare = _start(
+            [sys.executable, __file__, "--serve-bare", str(bare_port)], bare_url, work / "bare.log"
+        )
         try:
             relay_headers = {"Content-Type": "text/csv", "Authorization": f"Bearer {token}"}
             bare_headers = {"Content-Type": "text/csv"}
             _, first = _load(relay_post, _bodies(rows.take(1), 1), relay_headers, 1)
-            print(f"first POST after ready: {first[0] * 1000:.1f} ms "
-                  "(includes the one scrypt check of a new API key)")
+            print(
+                f"first POST after ready: {first[0] * 1000:.1f} ms "
+                "(includes the one scrypt check of a new API key)"
+            )
             warm = _bodies(rows.take(50), 1)
             _load(relay_post, warm, relay_headers, 2)
             _load(bare_post, warm, bare_headers, 2)
             for size in sizes:
                 results: dict[str, list[dict[str, float]]] = {"bare": [], "relay": []}
-                print(f"\n{args.requests} requests x {size} record(s), "
-                      f"concurrency {args.concurrency}")
+                print(
+                    f"\n{args.requests} requests x {size} record(s), concurrency {args.concurrency}"
+                )
                 for run in range(1, args.runs + 1):
                     chunk = rows.take(args.requests * size)
                     bodies = _bodies(chunk, size)
@@ -338,9 +359,11 @@ def main() -> None:
                 print(" median")
                 print(_row("bare", b))
                 print(_row("relay", r))
-                print(f"  ratio  relay/bare throughput {r['records_s'] / b['records_s']:.3f}   "
-                      f"p50 x{r['p50_ms'] / b['p50_ms']:.1f}   "
-                      f"p99 x{r['p99_ms'] / b['p99_ms']:.1f}")
+                print(
+                    f"  ratio  relay/bare throughput {r['records_s'] / b['records_s']:.3f}   "
+                    f"p50 x{r['p50_ms'] / b['p50_ms']:.1f}   "
+                    f"p99 x{r['p99_ms'] / b['p99_ms']:.1f}"
+                )
 
                 print(f"\n relay peak, {args.requests} requests x {size} record(s) per level")
                 peak: tuple[float, int] = (0.0, 0)
@@ -351,13 +374,14 @@ def main() -> None:
                     print(_row(f"c={level}", f))
                     peak = max(peak, (f["records_s"], level))
                 rate = peak[0] / size / 2
-                print(f" relay at half the peak ({peak[0]:.1f} rec/s at concurrency {peak[1]}):"
-                      f" {rate:.1f} requests/s on a fixed schedule")
+                print(
+                    f" relay at half the peak ({peak[0]:.1f} rec/s at concurrency {peak[1]}):"
+                    f" {rate:.1f} requests/s on a fixed schedule"
+                )
                 half: list[dict[str, float]] = []
                 for run in range(1, args.runs + 1):
                     chunk = rows.take(args.requests * size)
-                    wall, lat, late = _paced(relay_post, _bodies(chunk, size), relay_headers,
-                                             rate)
+                    wall, lat, late = _paced(relay_post, _bodies(chunk, size), relay_headers, rate)
                     half.append(_figures(len(chunk), wall, lat))
                     print(_row(f"run {run}", half[-1]) + f"   late {late}")
                 h = _median(half)
