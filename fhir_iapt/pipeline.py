@@ -407,6 +407,34 @@ def _auto_workers(paths: list[str | os.PathLike[str]]) -> int:
     return 1
 
 
+class ReadProgress:
+    """How far :func:`convert_files` has read, for a progress display: the bytes of the files
+    it finished plus the position in the one it is reading (one object may follow several
+    calls, e.g. one per input file)."""
+
+    def __init__(self) -> None:
+        self._finished = 0
+        self._current: BinaryIO | None = None
+
+    def _reading(self, fh: BinaryIO | None) -> None:
+        if self._current is not None:
+            self._finished += self._position()
+        self._current = fh
+
+    def _position(self) -> int:
+        fh = self._current
+        if fh is None or fh.closed:
+            return 0
+        try:
+            return fh.tell()
+        except (OSError, ValueError):
+            return 0
+
+    @property
+    def bytes_read(self) -> int:
+        return self._finished + self._position()
+
+
 def convert_files(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -416,6 +444,7 @@ def convert_files(
     workers: int = 1,
     shape_cache: ShapeCache | None = None,
     consent: ConsentSource | None = None,
+    progress: ReadProgress | None = None,
 ) -> Iterator[Result]:
     """Convert whole files in order; ``workers > 1`` maps and builds on that many processes.
 
@@ -449,6 +478,8 @@ def convert_files(
                 )
                 yield Rejected(err, Location(file=name))
                 continue
+            if progress is not None:
+                progress._reading(fh)
             with fh:
                 results = (
                     _parallel(fh, name, resolved, options, pool, workers)
@@ -462,6 +493,8 @@ def convert_files(
                 )
                 for result in results:
                     yield check(result)
+                if progress is not None:
+                    progress._reading(None)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -527,6 +560,7 @@ class Tally:
 
 __all__ = [
     "MappingRef",
+    "ReadProgress",
     "ShapeCache",
     "Tally",
     "Validation",

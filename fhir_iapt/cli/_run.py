@@ -25,7 +25,7 @@ from fhir_iapt.emit import (
     write_summary,
 )
 from fhir_iapt.errors import FhirIaptError
-from fhir_iapt.pipeline import ShapeCache, Tally
+from fhir_iapt.pipeline import ReadProgress, ShapeCache, Tally
 from fhir_iapt.results import Converted, Rejected, Result
 
 Layout = Literal["bundles", "bulk"]
@@ -106,13 +106,23 @@ def write_results(
     output_format: OutputFormat,
     inputs: list[str],
     label: str,
+    read: ReadProgress | None = None,
+    total_bytes: int | None = None,
 ) -> int:
-    """Write every result, then ``summary.json``; return the exit code."""
+    """Write every result, then ``summary.json``; return the exit code.
+
+    ``read`` (given to the conversion) and ``total_bytes`` (the inputs' size) let the progress
+    display on a terminal show how much of the input is read and the time left.
+    """
     if layout == "bulk" and output_format == "xml":
         raise click.UsageError("--layout bulk is NDJSON by definition; use --format json")
     out_dir.mkdir(parents=True, exist_ok=True)
     tally = Tally()
-    with ExitStack() as stack, Progress(label) as progress:
+    position = (lambda: read.bytes_read) if read is not None else None
+    with (
+        ExitStack() as stack,
+        Progress(label, total_bytes=total_bytes, position=position) as progress,
+    ):
         writer: OutputWriter
         if layout == "bulk":
             writer = stack.enter_context(BulkWriter(out_dir))
@@ -129,7 +139,9 @@ def write_results(
                 rejects.write(result)
             progress.update(
                 tally.records,
-                f"({tally.converted} converted, {tally.rejected_total} rejected)",
+                converted=tally.converted,
+                skipped=tally.records - tally.converted - tally.rejected_total,
+                rejected=tally.rejected_total,
             )
     summary = tally.as_dict()
     summary["inputs"] = inputs
@@ -140,6 +152,14 @@ def write_results(
         err=True,
     )
     return EXIT_REJECTED if tally.rejected_total else EXIT_OK
+
+
+def input_bytes(paths: Iterable[Path]) -> int | None:
+    """The inputs' total size, for the progress display (None when one cannot be sized)."""
+    try:
+        return sum(path.stat().st_size for path in paths)
+    except OSError:
+        return None
 
 
 def effective_workers(workers: int) -> int:
@@ -163,6 +183,7 @@ __all__ = [
     "default_shape_cache",
     "effective_workers",
     "fail_usage",
+    "input_bytes",
     "layout_options",
     "write_results",
 ]

@@ -13,13 +13,14 @@ from fhir_iapt.cli._run import (
     default_shape_cache,
     effective_workers,
     fail_usage,
+    input_bytes,
     layout_options,
     write_results,
 )
 from fhir_iapt.errors import MappingError
 from fhir_iapt.fhir.options import BuildOptions
 from fhir_iapt.mapping import load_mapping
-from fhir_iapt.pipeline import Validation, convert_files
+from fhir_iapt.pipeline import ReadProgress, Validation, convert_files
 
 
 @click.command()
@@ -62,6 +63,7 @@ def convert(
         validation=validation,
         workers=effective_workers(workers),
         shape_cache=default_shape_cache(),
+        progress=(read := ReadProgress()),
     )
     code = write_results(
         results,
@@ -70,5 +72,7 @@ def convert(
         output_format=output_format,
         inputs=[p.name for p in inputs],
         label="convert",
+        read=read,
+        total_bytes=input_bytes(inputs),
     )
     raise SystemExit(code)

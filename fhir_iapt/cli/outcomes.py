@@ -27,6 +27,7 @@ from fhir_iapt.cli._run import (
     default_shape_cache,
     effective_workers,
     fail_usage,
+    input_bytes,
     layout_options,
     write_results,
 )
@@ -34,7 +35,7 @@ from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import ConfigError, Location, MappingError
 from fhir_iapt.fhir.options import BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping
-from fhir_iapt.pipeline import ShapeCache, Validation, convert_files
+from fhir_iapt.pipeline import ReadProgress, ShapeCache, Validation, convert_files
 from fhir_iapt.results import Result
 
 _SNIFF = 4096
@@ -70,6 +71,7 @@ def _results(
     workers: int,
     consent: ConsentFiles | None,
     shape_cache: ShapeCache | None,
+    read: ReadProgress | None = None,
 ) -> Iterator[Result]:
     """Every input's results in input order, each file through the mapping that fits it."""
     responses: Mapping[object] | None = None
@@ -87,6 +89,7 @@ def _results(
             workers=workers,
             consent=consent,
             shape_cache=shape_cache,
+            progress=read,
         )
 
 
@@ -155,6 +158,7 @@ def outcomes(
     options = BuildOptions(
         request_method="put" if request_method == "put" else "conditional-create"
     )
+    read = ReadProgress()
     results = _results(
         inputs,
         mapping,
@@ -163,6 +167,7 @@ def outcomes(
         effective_workers(workers),
         register,
         default_shape_cache(),
+        read,
     )
     try:
         code = write_results(
@@ -172,6 +177,8 @@ def outcomes(
             output_format=output_format,
             inputs=[p.name for p in inputs],
             label="outcomes",
+            read=read,
+            total_bytes=input_bytes(inputs),
         )
     except ConfigError as exc:  # a consent register broke during the run: nothing is written
         fail_usage(exc)
