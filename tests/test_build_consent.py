@@ -171,9 +171,7 @@ def test_consent_id_depends_on_the_record_only() -> None:
     )
     (consent,) = _consents(other)
     assert consent["id"] == record_id("Consent/share-outcomes", "V-1002")
-    assert consent["identifier"] == [
-        {"system": SOURCE, "value": "V-1002/Consent/share-outcomes"}
-    ]
+    assert consent["identifier"] == [{"system": SOURCE, "value": "V-1002/Consent/share-outcomes"}]
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +181,9 @@ def validator() -> Validator:
 
 @pytest.mark.parametrize("consent", [True, False, None])
 @pytest.mark.parametrize("method", ["conditional-create", "put"])
-def test_bundle_with_consent_validates(validator: Validator, consent: bool | None,
-                                       method: Any) -> None:
+def test_bundle_with_consent_validates(
+    validator: Validator, consent: bool | None, method: Any
+) -> None:
     """The bundle has no error-level issue against R4 and the profiles, for each consent value."""
     bundle = build_referral_bundle(_record(consent), BuildOptions(request_method=method))
     issues = validator.validate_bundle(bundle)

@@ -28,12 +28,27 @@ def _context_observation(value: ContextValue) -> dict[str, Any]:
 # Expected codes: DOMAIN.md (HbA1c 59261-8, FEV1 20150-9, MRC grades, NYHA 88020-3 + LA codes);
 # FEV1 % predicted and LVEF codes are the UNVERIFIED defaults of mappings/tables/context.yaml.
 QUANTITY_CASES = [
-    ("hba1c", Decimal("48"), "59261-8", "laboratory", {"value": 48, "unit": "mmol/mol",
-                                                      "system": UCUM, "code": "mmol/mol"}),
-    ("fev1", Decimal("1.8"), "20150-9", "exam", {"value": 1.8, "unit": "L", "system": UCUM,
-                                                 "code": "L"}),
-    ("fev1_percent_predicted", Decimal("65"), "20152-5", "exam",
-     {"value": 65, "unit": "%", "system": UCUM, "code": "%"}),
+    (
+        "hba1c",
+        Decimal("48"),
+        "59261-8",
+        "laboratory",
+        {"value": 48, "unit": "mmol/mol", "system": UCUM, "code": "mmol/mol"},
+    ),
+    (
+        "fev1",
+        Decimal("1.8"),
+        "20150-9",
+        "exam",
+        {"value": 1.8, "unit": "L", "system": UCUM, "code": "L"},
+    ),
+    (
+        "fev1_percent_predicted",
+        Decimal("65"),
+        "20152-5",
+        "exam",
+        {"value": 65, "unit": "%", "system": UCUM, "code": "%"},
+    ),
     ("lvef", 35, "10230-1", "imaging", {"value": 35, "unit": "%", "system": UCUM, "code": "%"}),
 ]
 
@@ -71,7 +86,9 @@ def test_nyha_class_is_coded(nyha: str, code: str) -> None:
     observation = _context_observation(ContextValue("nyha_class", nyha))
     assert observation["code"]["coding"][0]["code"] == "88020-3"
     assert observation["valueCodeableConcept"]["coding"][0] == {
-        "system": LOINC, "code": code, "display": f"Class {nyha}",
+        "system": LOINC,
+        "code": code,
+        "display": f"Class {nyha}",
     }
 
 
@@ -87,9 +104,9 @@ def test_unknown_coded_value_is_rejected_without_the_value() -> None:
 
 def test_two_values_of_one_kind_get_their_own_roles() -> None:
     """Two HbA1c values in one record get roles hba1c/0 and hba1c/1."""
-    bundle = build_referral_bundle(sample_record(
-        context=(ContextValue("hba1c", 50), ContextValue("hba1c", 52)), screenings=()
-    ))
+    bundle = build_referral_bundle(
+        sample_record(context=(ContextValue("hba1c", 50), ContextValue("hba1c", 52)), screenings=())
+    )
     ids = [r["id"] for r in resources(bundle) if r["resourceType"] == "Observation"]
     assert ids == [record_id("Observation/hba1c/0"), record_id("Observation/hba1c/1")]
 
@@ -107,7 +124,11 @@ INSTRUMENT_CASES = [
     ("instrument", "answers", "total", "slug", "codes", "n_items"), INSTRUMENT_CASES
 )
 def test_each_instrument(
-    instrument: Any, answers: tuple[int, ...], total: int, slug: str, codes: list[str],
+    instrument: Any,
+    answers: tuple[int, ...],
+    total: int,
+    slug: str,
+    codes: list[str],
     n_items: int,
 ) -> None:
     """Each instrument gives a QuestionnaireResponse and a survey score Observation from it."""
@@ -139,10 +160,12 @@ def test_phq9_without_item_10_and_repeated_instrument() -> None:
     qrs = [r for r in resources(bundle) if r["resourceType"] == "QuestionnaireResponse"]
     assert [len(q["item"]) for q in qrs] == [9, 9]
     assert [q["id"] for q in qrs] == [
-        record_id("QuestionnaireResponse/PHQ-9"), record_id("QuestionnaireResponse/PHQ-9/1")
+        record_id("QuestionnaireResponse/PHQ-9"),
+        record_id("QuestionnaireResponse/PHQ-9/1"),
     ]
-    scores = [r["valueQuantity"]["value"] for r in resources(bundle)
-              if r["resourceType"] == "Observation"]
+    scores = [
+        r["valueQuantity"]["value"] for r in resources(bundle) if r["resourceType"] == "Observation"
+    ]
     assert scores == [0, 9]
 
 

@@ -186,8 +186,12 @@ def test_id_namespace_option_changes_every_id() -> None:
 def test_record_with_nothing_optional() -> None:
     """A record with no conditions, context or screenings still gives Patient + ServiceRequest."""
     record = sample_record(conditions=(), context=(), screenings=())
-    record = replace(record, patient=replace(record.patient, family=None, given=(), sex=None,
-                                             birth_date=None, gp_practice_ods=None))
+    record = replace(
+        record,
+        patient=replace(
+            record.patient, family=None, given=(), sex=None, birth_date=None, gp_practice_ods=None
+        ),
+    )
     bundle = build_referral_bundle(record)
     types = [r["resourceType"] for r in resources(bundle)]
     assert types == ["Patient", "Practitioner", "PractitionerRole", "ServiceRequest"]

@@ -76,7 +76,10 @@ def test_put_strategy_keeps_our_ids(fhir_server: str) -> None:
         url = f"{fhir_server}/{resource['resourceType']}/{resource['id']}"
         response = httpx.get(url, headers=FHIR_JSON, timeout=30)
         assert response.status_code == 200, url
-    role = next(e["resource"] for e in bundle["entry"]
-                if e["resource"]["resourceType"] == "PractitionerRole")
+    role = next(
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "PractitionerRole"
+    )
     system = project_identifier_system("practitioner-role")
     assert _count(fhir_server, "PractitionerRole", f"{system}|{role['id']}") == 1

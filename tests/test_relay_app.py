@@ -45,8 +45,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(
         tmp_path / "data",
         limits={"max_body_bytes": BODY_LIMIT},
-        intake={"warm_up": False,
-                "consent_registers": [str(EXAMPLES / "iapt-outcomes.csv")]},
+        intake={"warm_up": False, "consent_registers": [str(EXAMPLES / "iapt-outcomes.csv")]},
         outcomes={
             "default_destination": "clinic",
             "routes": {"https://example-trust.nhs.uk/Id/diabetes-clinic-record": "iapt"},
@@ -115,8 +114,9 @@ def test_admin_implies_every_scope(client: TestClient) -> None:
 def test_oversized_body_is_413(client: TestClient) -> None:
     """A body over max_body_bytes is refused with 413 and an OperationOutcome."""
     body = b"x" * (BODY_LIMIT + 1)
-    response = client.post("/referrals?mapping=diabetes-csv", content=body,
-                           headers={**CSV, **auth("clinic")})
+    response = client.post(
+        "/referrals?mapping=diabetes-csv", content=body, headers={**CSV, **auth("clinic")}
+    )
     assert response.status_code == 413
     assert _is_outcome(response)["issue"][0]["code"] == "too-costly"
 
@@ -128,15 +128,17 @@ def test_oversized_chunked_body_is_413(client: TestClient) -> None:
         for _ in range(BODY_LIMIT // 1024 + 2):
             yield b"y" * 1024
 
-    response = client.post("/referrals?mapping=diabetes-csv", content=chunks(),
-                           headers={**CSV, **auth("clinic")})
+    response = client.post(
+        "/referrals?mapping=diabetes-csv", content=chunks(), headers={**CSV, **auth("clinic")}
+    )
     assert response.status_code == 413
 
 
 def test_empty_body_is_400(client: TestClient) -> None:
     """An empty body is a malformed request."""
-    response = client.post("/referrals?mapping=diabetes-csv", content=b"",
-                           headers={**CSV, **auth("clinic")})
+    response = client.post(
+        "/referrals?mapping=diabetes-csv", content=b"", headers={**CSV, **auth("clinic")}
+    )
     assert response.status_code == 400
     _is_outcome(response)
 
@@ -150,33 +152,42 @@ def test_missing_mapping_is_400(client: TestClient) -> None:
 
 def test_unknown_mapping_is_404(client: TestClient) -> None:
     """A mapping name the relay does not have: 404 not-found."""
-    response = client.post("/referrals?mapping=no-such-layout", content=b"a,b\n",
-                           headers={**CSV, **auth("clinic")})
+    response = client.post(
+        "/referrals?mapping=no-such-layout", content=b"a,b\n", headers={**CSV, **auth("clinic")}
+    )
     assert response.status_code == 404
     assert _is_outcome(response)["issue"][0]["code"] == "not-found"
 
 
 def test_content_type_must_fit_the_mapping(client: TestClient) -> None:
     """diabetes-csv reads CSV: a JSON Content-Type is 415."""
-    response = client.post("/referrals?mapping=diabetes-csv", content=b"[]",
-                           headers={"Content-Type": "application/json", **auth("clinic")})
+    response = client.post(
+        "/referrals?mapping=diabetes-csv",
+        content=b"[]",
+        headers={"Content-Type": "application/json", **auth("clinic")},
+    )
     assert response.status_code == 415
     _is_outcome(response)
 
 
 def test_mapping_for_the_other_direction_is_422(client: TestClient) -> None:
     """An episode mapping posted to /referrals is refused, and the reverse."""
-    referral = client.post("/referrals?mapping=iapt-outcomes", content=b"a\n",
-                           headers={**CSV, **auth("clinic")})
-    outcome = client.post("/outcomes?mapping=diabetes-csv", content=b"a\n",
-                          headers={**CSV, **auth("iapt")})
+    referral = client.post(
+        "/referrals?mapping=iapt-outcomes", content=b"a\n", headers={**CSV, **auth("clinic")}
+    )
+    outcome = client.post(
+        "/outcomes?mapping=diabetes-csv", content=b"a\n", headers={**CSV, **auth("iapt")}
+    )
     assert (referral.status_code, outcome.status_code) == (422, 422)
 
 
 def test_unreadable_export_is_422_with_outcome(client: TestClient) -> None:
     """A CSV without the mapping's columns: nothing accepted, 422, located issues."""
-    response = client.post("/referrals?mapping=diabetes-csv", content=b"foo,bar\n1,2\n",
-                           headers={**CSV, **auth("clinic")})
+    response = client.post(
+        "/referrals?mapping=diabetes-csv",
+        content=b"foo,bar\n1,2\n",
+        headers={**CSV, **auth("clinic")},
+    )
     assert response.status_code == 422
     body = _is_outcome(response)
     assert any("body" in issue.get("diagnostics", "") for issue in body["issue"])
@@ -186,14 +197,18 @@ def test_unreadable_export_is_422_with_outcome(client: TestClient) -> None:
 
 
 def _post(client: TestClient, data: bytes, **headers: str) -> Any:
-    return client.post("/referrals?mapping=diabetes-csv", content=data,
-                       headers={**CSV, **auth("clinic"), **headers})
+    return client.post(
+        "/referrals?mapping=diabetes-csv",
+        content=data,
+        headers={**CSV, **auth("clinic"), **headers},
+    )
 
 
 def test_valid_records_get_message_ids(client: TestClient) -> None:
     """Each accepted record gets a message id, committed and queued before the 202."""
-    data = diabetes_csv([{"record_id": "A1", "nhs": nhs_number(11)},
-                         {"record_id": "A2", "nhs": nhs_number(12)}])
+    data = diabetes_csv(
+        [{"record_id": "A1", "nhs": nhs_number(11)}, {"record_id": "A2", "nhs": nhs_number(12)}]
+    )
     response = _post(client, data)
     assert response.status_code == 202
     accepted = response.json()["accepted"]
@@ -207,8 +222,9 @@ def test_valid_records_get_message_ids(client: TestClient) -> None:
 
 def test_mixed_export_accepts_good_rejects_bad(client: TestClient) -> None:
     """One valid and one invalid row: 202 with one id and one located OperationOutcome."""
-    data = diabetes_csv([{"record_id": "B1", "nhs": nhs_number(21)},
-                         {"record_id": "B2", "nhs": "9000000001"}])  # fails modulus 11
+    data = diabetes_csv(
+        [{"record_id": "B1", "nhs": nhs_number(21)}, {"record_id": "B2", "nhs": "9000000001"}]
+    )  # fails modulus 11
     response = _post(client, data)
     assert response.status_code == 202
     body = response.json()
@@ -241,8 +257,9 @@ def test_same_record_twice_gets_the_same_id(client: TestClient) -> None:
 def test_corrected_record_is_a_new_message(client: TestClient) -> None:
     """Same natural key, different content (a correction): a new message, not a duplicate."""
     first = _post(client, diabetes_csv([{"record_id": "E1", "nhs": nhs_number(51)}]))
-    changed = diabetes_csv([{"record_id": "E1", "nhs": nhs_number(51),
-                             "phq9": (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)}])
+    changed = diabetes_csv(
+        [{"record_id": "E1", "nhs": nhs_number(51), "phq9": (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)}]
+    )
     second = _post(client, changed)
     assert first.json()["accepted"][0]["id"] != second.json()["accepted"][0]["id"]
 
@@ -259,10 +276,16 @@ def test_idempotency_key_replays_the_first_answer(client: TestClient) -> None:
 
 def test_idempotency_key_with_another_body_is_422(client: TestClient) -> None:
     """Reusing an Idempotency-Key for a different body is refused."""
-    _post(client, diabetes_csv([{"record_id": "G1", "nhs": nhs_number(71)}]),
-          **{"Idempotency-Key": "batch-8"})
-    response = _post(client, diabetes_csv([{"record_id": "G2", "nhs": nhs_number(72)}]),
-                     **{"Idempotency-Key": "batch-8"})
+    _post(
+        client,
+        diabetes_csv([{"record_id": "G1", "nhs": nhs_number(71)}]),
+        **{"Idempotency-Key": "batch-8"},
+    )
+    response = _post(
+        client,
+        diabetes_csv([{"record_id": "G2", "nhs": nhs_number(72)}]),
+        **{"Idempotency-Key": "batch-8"},
+    )
     assert response.status_code == 422
     assert _is_outcome(response)["issue"][0]["code"] == "conflict"
 
@@ -285,8 +308,9 @@ def test_message_status_has_no_patient_data(client: TestClient) -> None:
 
 def test_replay_only_dead_letters(client: TestClient) -> None:
     """Replay re-queues a dead letter (202) and refuses anything else (409) or unknown (404)."""
-    [item] = _post(client, diabetes_csv([{"record_id": "J1", "nhs": nhs_number(91)}])
-                   ).json()["accepted"]
+    [item] = _post(client, diabetes_csv([{"record_id": "J1", "nhs": nhs_number(91)}])).json()[
+        "accepted"
+    ]
     path = f"/messages/{item['id']}/replay"
     assert client.post(path, headers=auth("ops")).status_code == 409
     _runtime(client).outbox.mark_dead(item["id"], "FI721 HTTP 400: refused")
@@ -308,8 +332,9 @@ def test_metrics_count_accepted_and_queue_depth(client: TestClient) -> None:
 def test_outcomes_route_by_referral_identifier_system(client: TestClient) -> None:
     """Episode rows go to the destination routed by their referral identifier system."""
     data = (EXAMPLES / "iapt-outcomes.csv").read_bytes()
-    response = client.post("/outcomes?mapping=iapt-outcomes", content=data,
-                           headers={**CSV, **auth("iapt")})
+    response = client.post(
+        "/outcomes?mapping=iapt-outcomes", content=data, headers={**CSV, **auth("iapt")}
+    )
     assert response.status_code == 202
     destinations = {}
     for item in response.json()["accepted"]:
@@ -324,8 +349,9 @@ def test_questionnaire_responses_are_accepted_as_fhir_json(client: TestClient) -
     """A QuestionnaireResponse (application/fhir+json, no mapping) whose patient's consent is
     Y in the configured register is accepted."""
     data = (EXAMPLES / "phq9-lhcforms-response.json").read_bytes()
-    response = client.post("/outcomes", content=data,
-                           headers={"Content-Type": "application/fhir+json", **auth("iapt")})
+    response = client.post(
+        "/outcomes", content=data, headers={"Content-Type": "application/fhir+json", **auth("iapt")}
+    )
     assert response.status_code == 202
     assert len(response.json()["accepted"]) == 1
 
@@ -334,8 +360,13 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     """The OpenAPI document lists the routes and the bearer scheme."""
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) >= {
-        "/referrals", "/outcomes", "/messages/{message_id}", "/messages/{message_id}/replay",
-        "/healthz", "/readyz", "/metrics",
+        "/referrals",
+        "/outcomes",
+        "/messages/{message_id}",
+        "/messages/{message_id}/replay",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     }
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
 
@@ -350,16 +381,16 @@ def test_logs_and_audit_hold_no_patient_data(
     caplog.set_level(logging.DEBUG)
     nhs = nhs_number(111)
     bad_nhs = "9000000001"
-    data = diabetes_csv([{"record_id": "L1", "nhs": nhs},
-                         {"record_id": "L2", "nhs": bad_nhs}])
+    data = diabetes_csv([{"record_id": "L1", "nhs": nhs}, {"record_id": "L2", "nhs": bad_nhs}])
     response = _post(client, data)
     assert response.status_code == 202
     client.get(f"/messages/{response.json()['accepted'][0]['id']}", headers=auth("reader"))
     text = caplog.text
     for value in (nhs, bad_nhs, FAMILY_NAME, GIVEN_NAME, "1961-04-12", "low mood"):
         assert value not in text
-    audits = [json.loads(r.getMessage()) for r in caplog.records
-              if r.name == "fhir_iapt.relay.audit"]
+    audits = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "fhir_iapt.relay.audit"
+    ]
     post = next(a for a in audits if a["action"] == "C")
     assert post["resourceType"] == "AuditEvent"
     assert post["agent"][0]["who"]["identifier"]["value"] == "clinic"
@@ -372,8 +403,9 @@ def test_refused_request_is_audited(client: TestClient, caplog: pytest.LogCaptur
     """A 403 leaves an audit line naming who was refused and the failure outcome."""
     caplog.set_level(logging.INFO, logger="fhir_iapt.relay.audit")
     client.get("/metrics", headers=auth("clinic"))
-    [event] = [json.loads(r.getMessage()) for r in caplog.records
-               if r.name == "fhir_iapt.relay.audit"]
+    [event] = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "fhir_iapt.relay.audit"
+    ]
     assert event["agent"][0]["who"]["identifier"]["value"] == "clinic"
     assert event["outcome"] == "4"
     assert event["outcomeDesc"].startswith("403")
@@ -389,6 +421,7 @@ def test_settings_dependency_can_be_overridden(tmp_path: Path) -> None:
     tight = settings.model_copy(update={"limits": LimitsSettings(max_body_bytes=16)})
     app.dependency_overrides[get_settings] = lambda: tight
     with TestClient(app) as test_client:
-        response = test_client.post("/referrals?mapping=diabetes-csv", content=b"x" * 17,
-                                    headers={**CSV, **auth("clinic")})
+        response = test_client.post(
+            "/referrals?mapping=diabetes-csv", content=b"x" * 17, headers={**CSV, **auth("clinic")}
+        )
     assert response.status_code == 413

@@ -30,14 +30,21 @@ pytestmark = pytest.mark.integration
 
 CSV = {"Content-Type": "text/csv"}
 FAST_DELIVERY = {
-    "max_attempts": 100, "backoff_initial": 0.2, "backoff_max": 1.0, "client_attempts": 1,
-    "poll_interval": 0.2, "timeout_seconds": 10, "concurrency": 4,
+    "max_attempts": 100,
+    "backoff_initial": 0.2,
+    "backoff_max": 1.0,
+    "client_attempts": 1,
+    "poll_interval": 0.2,
+    "timeout_seconds": 10,
+    "concurrency": 4,
 }
 
 
 def _relay(tmp_path: Path, fhir_url: str) -> RelayProcess:
     tree = settings_tree(
-        tmp_path / "relay-data", iapt_url=fhir_url, delivery=FAST_DELIVERY,
+        tmp_path / "relay-data",
+        iapt_url=fhir_url,
+        delivery=FAST_DELIVERY,
         intake={"warm_up": True},
     )
     return RelayProcess(tmp_path / "relay", tree)
@@ -45,8 +52,12 @@ def _relay(tmp_path: Path, fhir_url: str) -> RelayProcess:
 
 def _post(http: httpx.Client, relay: RelayProcess, record_id: str, seed: int) -> str:
     data = diabetes_csv([{"record_id": record_id, "nhs": nhs_number(seed)}])
-    response = http.post(f"{relay.url}/referrals?mapping=diabetes-csv", content=data,
-                         headers={**CSV, **auth("clinic")}, timeout=120)
+    response = http.post(
+        f"{relay.url}/referrals?mapping=diabetes-csv",
+        content=data,
+        headers={**CSV, **auth("clinic")},
+        timeout=120,
+    )
     assert response.status_code == 202, response.text
     message_id: str = response.json()["accepted"][0]["id"]
     return message_id
@@ -89,8 +100,7 @@ def test_posted_while_server_down_delivered_when_it_returns(
             server.start()
 
             def all_delivered() -> bool:
-                return all(_status(http, relay, m)["status"] == "delivered"
-                           for m in ids.values())
+                return all(_status(http, relay, m)["status"] == "delivered" for m in ids.values())
 
             wait_for(all_delivered, timeout=120)
         for rid, _ in records:
@@ -136,8 +146,11 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
         relay.start()
         with httpx.Client() as http:
             # The client re-sends everything it is unsure of, and a few it was sure of.
-            resent = {rid: _post(http, relay, rid, seed) for rid, seed in records
-                      if rid not in acknowledged or rid.endswith(("-0", "-5"))}
+            resent = {
+                rid: _post(http, relay, rid, seed)
+                for rid, seed in records
+                if rid not in acknowledged or rid.endswith(("-0", "-5"))
+            }
             for rid, message_id in resent.items():
                 if rid in acknowledged:
                     assert message_id == acknowledged[rid]  # same record: same message
@@ -145,8 +158,7 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
             assert len(every) == len(records)
 
             def all_delivered() -> bool:
-                return all(_status(http, relay, m)["status"] == "delivered"
-                           for m in every.values())
+                return all(_status(http, relay, m)["status"] == "delivered" for m in every.values())
 
             wait_for(all_delivered, timeout=180)
         for rid, _ in records:

@@ -55,8 +55,15 @@ def test_api_key_authenticates_with_its_scopes() -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Basic dXNlcjpwdw==", "Bearer ", "Bearer clinic.wrong", "Bearer nobody.x",
-     "Bearer no-dot-at-all"],
+    [
+        None,
+        "",
+        "Basic dXNlcjpwdw==",
+        "Bearer ",
+        "Bearer clinic.wrong",
+        "Bearer nobody.x",
+        "Bearer no-dot-at-all",
+    ],
 )
 def test_missing_or_bad_credentials_are_401(header: str | None) -> None:
     """No header, another scheme, an unknown or wrong key: 401, never a hint of the key."""
@@ -84,7 +91,11 @@ def jwt_auth(tmp_path: Path, signing_key: RSAKey) -> Authenticator:
 def _token(key: RSAKey, **overrides: Any) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "svc-iapt", "exp": now + 300, "iat": now,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "svc-iapt",
+        "exp": now + 300,
+        "iat": now,
         "scope": "outcomes:write messages:read",
     }
     claims.update(overrides)

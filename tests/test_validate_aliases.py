@@ -19,8 +19,17 @@ LOINC = "http://loinc.org"
 ALIAS = "LA18938-3"  # "More days than not" (DOMAIN.md)
 #: GAD-7 item LOINC codes in order (DOMAIN.md / instruments.yaml); item 2 is 68509-9.
 GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
-PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
-              "44253-3", "44260-8"]
+PHQ9_ITEMS = [
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+]
 SEVERAL_DAYS = "LA6569-3"
 
 
@@ -33,8 +42,10 @@ def _response(slug: str, answers: dict[str, dict[str, str]]) -> dict[str, Any]:
         "status": "completed",
         "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
         "authored": "2024-03-01",
-        "item": [{"linkId": link, "answer": [{"valueCoding": coding}]}
-                 for link, coding in answers.items()],
+        "item": [
+            {"linkId": link, "answer": [{"valueCoding": coding}]}
+            for link, coding in answers.items()
+        ],
     }
 
 
@@ -56,8 +67,13 @@ def test_gad7_item2_more_days_than_not_validates() -> None:
 
 def test_alias_is_accepted_on_every_frequency_item() -> None:
     """The alias is part of the frequency answer set, so PHQ-2 item 1 takes it too."""
-    response = _response("phq-2", {PHQ9_ITEMS[0]: {"system": LOINC, "code": ALIAS},
-                                   PHQ9_ITEMS[1]: {"system": LOINC, "code": SEVERAL_DAYS}})
+    response = _response(
+        "phq-2",
+        {
+            PHQ9_ITEMS[0]: {"system": LOINC, "code": ALIAS},
+            PHQ9_ITEMS[1]: {"system": LOINC, "code": SEVERAL_DAYS},
+        },
+    )
     assert not has_errors(default_validator().validate(response))
 
 
@@ -70,7 +86,8 @@ def test_unknown_la_code_on_gad7_item2_is_still_rejected() -> None:
 def test_alias_with_another_system_is_rejected() -> None:
     """The alias is a LOINC answer: the same code under SNOMED CT is not accepted."""
     issues = default_validator().validate(
-        _gad7({"system": "http://snomed.info/sct", "code": ALIAS}))
+        _gad7({"system": "http://snomed.info/sct", "code": ALIAS})
+    )
     assert _answer_errors(issues) == ["QuestionnaireResponse.item[1].answer[0].valueCoding"]
 
 
@@ -85,7 +102,11 @@ def test_alias_is_not_accepted_on_the_phq9_difficulty_item() -> None:
 def test_emitted_gad7_questionnaire_does_not_offer_the_alias() -> None:
     """The shipped GAD-7 Questionnaire's answerOptions never include LA18938-3."""
     questionnaire = json.loads(
-        (profiles_dir() / "Questionnaire-gad-7.json").read_text(encoding="utf-8"))
-    offered = {option["valueCoding"]["code"] for item in questionnaire["item"]
-               for option in item.get("answerOption", ())}
+        (profiles_dir() / "Questionnaire-gad-7.json").read_text(encoding="utf-8")
+    )
+    offered = {
+        option["valueCoding"]["code"]
+        for item in questionnaire["item"]
+        for option in item.get("answerOption", ())
+    }
     assert offered == {"LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"}

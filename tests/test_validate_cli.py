@@ -48,8 +48,9 @@ def test_ndjson_reports_the_bad_line(tmp_path: Path) -> None:
     bad = fresh("Observation")
     del bad["subject"]
     path = tmp_path / "obs.ndjson"
-    path.write_text(json.dumps(fresh("Observation")) + "\n" + json.dumps(bad) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(fresh("Observation")) + "\n" + json.dumps(bad) + "\n", encoding="utf-8"
+    )
     code, outcomes, err = _run(path)
     assert code == 1
     assert "1 valid, 1 invalid" in err

@@ -65,23 +65,55 @@ INVALID: list[tuple[str, str, Mutator, str]] = [
     ("unknown element", "Patient", _set("favouriteColour", "blue"), "Patient.favouriteColour"),
     ("status banana", "ServiceRequest", _set("status", "banana"), "ServiceRequest.status"),
     ("gender banana", "Patient", _set("gender", "banana"), "Patient.gender"),
-    ("NHS number verification code 99", "Patient", _verification,
-     "Patient.identifier[0].extension[0].valueCodeableConcept"),
-    ("answer not offered by the question", "QuestionnaireResponse", _answer,
-     "QuestionnaireResponse.item[0].answer[0].valueCoding"),
-    ("linkId not in the Questionnaire", "QuestionnaireResponse", _link,
-     "QuestionnaireResponse.item[0].linkId"),
-    ("required question unanswered", "QuestionnaireResponse", _missing_item,
-     "QuestionnaireResponse.item"),
-    ("integer answer to a choice question", "QuestionnaireResponse", _answer_type,
-     "QuestionnaireResponse.item[1].answer[0].valueInteger"),
-    ("QR without questionnaire", "QuestionnaireResponse", _drop("questionnaire"),
-     "QuestionnaireResponse.questionnaire"),
+    (
+        "NHS number verification code 99",
+        "Patient",
+        _verification,
+        "Patient.identifier[0].extension[0].valueCodeableConcept",
+    ),
+    (
+        "answer not offered by the question",
+        "QuestionnaireResponse",
+        _answer,
+        "QuestionnaireResponse.item[0].answer[0].valueCoding",
+    ),
+    (
+        "linkId not in the Questionnaire",
+        "QuestionnaireResponse",
+        _link,
+        "QuestionnaireResponse.item[0].linkId",
+    ),
+    (
+        "required question unanswered",
+        "QuestionnaireResponse",
+        _missing_item,
+        "QuestionnaireResponse.item",
+    ),
+    (
+        "integer answer to a choice question",
+        "QuestionnaireResponse",
+        _answer_type,
+        "QuestionnaireResponse.item[1].answer[0].valueInteger",
+    ),
+    (
+        "QR without questionnaire",
+        "QuestionnaireResponse",
+        _drop("questionnaire"),
+        "QuestionnaireResponse.questionnaire",
+    ),
     ("score unit is not {score}", "Observation", _unit, "Observation.valueQuantity.code"),
-    ("referral without identifier", "ServiceRequest", _drop("identifier"),
-     "ServiceRequest.identifier"),
-    ("referral without requester", "ServiceRequest", _drop("requester"),
-     "ServiceRequest.requester"),
+    (
+        "referral without identifier",
+        "ServiceRequest",
+        _drop("identifier"),
+        "ServiceRequest.identifier",
+    ),
+    (
+        "referral without requester",
+        "ServiceRequest",
+        _drop("requester"),
+        "ServiceRequest.requester",
+    ),
     ("no resourceType", "Patient", _no_resource_type, "resourceType"),
 ]
 
@@ -97,8 +129,9 @@ def test_transaction_bundle_is_accepted() -> None:
     assert default_validator().validate_bundle(transaction_bundle()) == []
 
 
-@pytest.mark.parametrize(("case", "name", "mutate", "expression"),
-                         INVALID, ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("case", "name", "mutate", "expression"), INVALID, ids=[c[0] for c in INVALID]
+)
 def test_invalid_resource_is_rejected_at_the_element(
     case: str, name: str, mutate: Mutator, expression: str
 ) -> None:
@@ -185,5 +218,6 @@ def test_lhc_forms_answer_codes_without_system_are_checked_by_code() -> None:
     resource = fresh("QuestionnaireResponse")
     resource["item"][0]["answer"][0]["valueCoding"]["system"] = "http://snomed.info/sct"
     issues = default_validator().validate(resource)
-    assert any(i.expression == "QuestionnaireResponse.item[0].answer[0].valueCoding"
-               for i in issues)
+    assert any(
+        i.expression == "QuestionnaireResponse.item[0].answer[0].valueCoding" for i in issues
+    )

@@ -61,6 +61,7 @@ OUTCOME_DISPLAYS: Mapping[str, str] = {
     "reliable-recovery": "Reliable recovery",
 }
 
+
 def quantity(value: Decimal) -> dict[str, Any]:
     return {"value": json_number(value), "unit": "{score}", "system": UCUM, "code": "{score}"}
 
@@ -96,8 +97,9 @@ class _Entries:
         return record_identifier(self.episode.source_system, self.episode.pathway_id, role)
 
     def add(self, resource: Resource, identifier: Mapping[str, str]) -> Reference:
-        self.items.append(entry(resource, identifier=identifier,
-                                method=self.options.request_method))
+        self.items.append(
+            entry(resource, identifier=identifier, method=self.options.request_method)
+        )
         return reference(resource)
 
 
@@ -135,9 +137,7 @@ def _component(name: FlagName, outcome: EpisodeOutcome) -> dict[str, Any]:
     if flag.value is not None:
         out["valueBoolean"] = flag.value
     else:
-        absent: dict[str, Any] = {
-            "coding": [coding(DATA_ABSENT_REASON, flag.absent or "unknown")]
-        }
+        absent: dict[str, Any] = {"coding": [coding(DATA_ABSENT_REASON, flag.absent or "unknown")]}
         if flag.reason:
             absent["text"] = flag.reason
         out["dataAbsentReason"] = absent
@@ -195,8 +195,13 @@ def build_outcome_bundle(
         "status": "final" if episode.discharge is not None else "preliminary",
         "category": [observation_category("survey")],
         "code": concept(
-            [coding(IAPT_OUTCOME_SYSTEM, EPISODE_OUTCOME_CODE,
-                    OUTCOME_DISPLAYS[EPISODE_OUTCOME_CODE])]
+            [
+                coding(
+                    IAPT_OUTCOME_SYSTEM,
+                    EPISODE_OUTCOME_CODE,
+                    OUTCOME_DISPLAYS[EPISODE_OUTCOME_CODE],
+                )
+            ]
         ),
         "subject": _patient(episode.nhs_number),
     }

@@ -82,11 +82,15 @@ class ProfileSet:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                issue = Issue(diagnostics=f"profile file is not readable JSON: {exc}",
-                              code="structure", location=Location(file=path.name),
-                              error_code=BROKEN_PROFILE_FILE)
-                raise ProfileError(issue.diagnostics, issues=[issue],
-                                   error_code=BROKEN_PROFILE_FILE) from exc
+                issue = Issue(
+                    diagnostics=f"profile file is not readable JSON: {exc}",
+                    code="structure",
+                    location=Location(file=path.name),
+                    error_code=BROKEN_PROFILE_FILE,
+                )
+                raise ProfileError(
+                    issue.diagnostics, issues=[issue], error_code=BROKEN_PROFILE_FILE
+                ) from exc
             if isinstance(data, Mapping):
                 profile_set.add(data, path.name)
         return profile_set
@@ -99,8 +103,10 @@ class ProfileSet:
     def project_profiles(self, resource_type: str) -> list[str]:
         """URLs of the project's own resource profiles (``{CANONICAL_BASE}/...``) for a type."""
         return sorted(
-            url for url, sd in self.structure_definitions.items()
-            if url.startswith(CANONICAL_BASE + "/") and sd.get("type") == resource_type
+            url
+            for url, sd in self.structure_definitions.items()
+            if url.startswith(CANONICAL_BASE + "/")
+            and sd.get("type") == resource_type
             and sd.get("kind") == "resource"
         )
 

@@ -80,9 +80,7 @@ def audit_event(
     }
     details = [{"type": k, "valueString": v} for k, v in sorted((query or {}).items())]
     if record is not None:
-        details += [
-            {"type": k, "valueString": str(v)} for k, v in sorted(record.counts.items())
-        ]
+        details += [{"type": k, "valueString": str(v)} for k, v in sorted(record.counts.items())]
     if details:
         request_entity["detail"] = details
     entities = [request_entity]

@@ -114,8 +114,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The token lacks the scope"),
     )
 }
-_INPUT_TYPES = ("text/csv", "application/json", "application/x-ndjson", "application/xml",
-                "text/xml")
+_INPUT_TYPES = (
+    "text/csv",
+    "application/json",
+    "application/x-ndjson",
+    "application/xml",
+    "text/xml",
+)
 
 
 def _body_doc(extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -191,17 +196,30 @@ def _status(info: MessageInfo) -> dict[str, Any]:
 
 
 def _process(
-    runtime: RelayRuntime, settings: RelaySettings, direction: Direction, body: bytes,
-    mapping: str | None, content_type: str,
+    runtime: RelayRuntime,
+    settings: RelaySettings,
+    direction: Direction,
+    body: bytes,
+    mapping: str | None,
+    content_type: str,
 ) -> IntakeResult:
-    results = convert(body, direction=direction, mapping_name=mapping, content_type=content_type,
-                      mappings=settings.intake.mappings, validation=runtime.validation,
-                      consent=runtime.consent)
+    results = convert(
+        body,
+        direction=direction,
+        mapping_name=mapping,
+        content_type=content_type,
+        mappings=settings.intake.mappings,
+        validation=runtime.validation,
+        consent=runtime.consent,
+    )
     if not results:
         raise no_records()
     worker = runtime.worker
     return take(
-        results, direction=direction, settings=settings, outbox=runtime.outbox,
+        results,
+        direction=direction,
+        settings=settings,
+        outbox=runtime.outbox,
         on_queued=worker.wake if worker is not None else None,
     )
 
@@ -226,8 +244,12 @@ async def _accept(
     if idempotency_key is not None:
         if not 0 < len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
             raise IntakeError(
-                400, Issue("Idempotency-Key must be 1-255 characters", code="value",
-                           expression="Idempotency-Key"),
+                400,
+                Issue(
+                    "Idempotency-Key must be 1-255 characters",
+                    code="value",
+                    expression="Idempotency-Key",
+                ),
             )
         stored = await run_in_threadpool(
             runtime.outbox.stored_response, principal.who, idempotency_key
@@ -236,14 +258,21 @@ async def _accept(
             if stored.route != route or stored.body_digest != digest:
                 raise IntakeError(
                     422,
-                    Issue("this Idempotency-Key was used before with a different request",
-                          code="conflict", expression="Idempotency-Key"),
+                    Issue(
+                        "this Idempotency-Key was used before with a different request",
+                        code="conflict",
+                        expression="Idempotency-Key",
+                    ),
                 )
             audit_record(request).reason = "idempotent replay"
-            return Response(stored.response, status_code=stored.status_code,
-                            media_type="application/json" if stored.status_code < 300
-                            else "application/fhir+json",
-                            headers={"Idempotent-Replayed": "true"})
+            return Response(
+                stored.response,
+                status_code=stored.status_code,
+                media_type="application/json"
+                if stored.status_code < 300
+                else "application/fhir+json",
+                headers={"Idempotent-Replayed": "true"},
+            )
     result = await run_in_threadpool(
         _process, runtime, settings, direction, body, mapping, content_type
     )
@@ -255,14 +284,18 @@ async def _accept(
     record = audit_record(request)
     record.message_ids = [a["id"] for a in result.accepted]
     record.counts = {
-        "accepted": len(result.accepted), "skipped": len(result.skipped),
-        "rejected": len(result.rejected), "duplicates": result.duplicates,
+        "accepted": len(result.accepted),
+        "skipped": len(result.skipped),
+        "rejected": len(result.rejected),
+        "duplicates": result.duplicates,
     }
     status_code = result.status_code
     payload = orjson.dumps(result.body())
     if idempotency_key is not None:
         await run_in_threadpool(
-            runtime.outbox.remember_response, principal.who, idempotency_key,
+            runtime.outbox.remember_response,
+            principal.who,
+            idempotency_key,
             StoredResponse(route, digest, status_code, payload),
         )
     media = "application/fhir+json" if status_code >= 400 else "application/json"
@@ -368,8 +401,9 @@ async def replay_message(
         current = await run_in_threadpool(runtime.outbox.info, message_id)
         if current is None:
             return outcome_response(404, "no message with this id")
-        return outcome_response(409, f"only a dead letter can be replayed; this one is "
-                                     f"{current.status}")
+        return outcome_response(
+            409, f"only a dead letter can be replayed; this one is {current.status}"
+        )
     audit_record(request).message_ids = [message_id]
     if runtime.worker is not None:
         runtime.worker.wake()
@@ -395,10 +429,12 @@ async def readyz(request: Request) -> Response:
     store_ok = await run_in_threadpool(runtime.outbox.ping)
     worker_ok = runtime.worker is not None and runtime.worker.running
     if store_ok and worker_ok and runtime.warm:
-        return Response(b"{\"status\":\"ready\"}", media_type="application/json")
+        return Response(b'{"status":"ready"}', media_type="application/json")
     what = (
-        "the outbox does not answer" if not store_ok
-        else "the delivery worker is not running" if not worker_ok
+        "the outbox does not answer"
+        if not store_ok
+        else "the delivery worker is not running"
+        if not worker_ok
         else "warming up (building the validator)"
     )
     return outcome_response(503, what, code="transient")

@@ -36,9 +36,7 @@ def read_csv(
     stream: BinaryIO, *, name: str, options: Mapping[str, Any]
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield one :class:`SourceRecord` (header -> cell) per data row, or a ReadError value."""
-    text = io.TextIOWrapper(
-        stream, encoding="utf-8-sig", errors="surrogateescape", newline=""
-    )
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(
         text,
         delimiter=str(options.get("delimiter", ",")),
