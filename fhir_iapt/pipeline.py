@@ -15,8 +15,7 @@ Validation is layered so the hot path stays fast without giving up proof:
 
 * every record's *values* are checked at the map stage (modulus 11, dates, ranges, codes);
 * the *shape* of what a mapping produces is checked by the real validator (R4 + the project's
-  profiles) on the first bundle of a run (``validation="first"``, the default). Loading the
-  validator costs seconds (fhircraft builds its R4 models on import), so with a
+  profiles) on the first bundle of a run (``validation="first"``, the default); with a
   :class:`ShapeCache` a passed check is remembered per mapping file, profile set and adapter
   code, and later runs skip it until one of those changes;
 * ``validation="full"`` runs the real validator on every bundle (slower; the test-suite and
