@@ -356,6 +356,26 @@ def test_questionnaire_responses_are_accepted_as_fhir_json(client: TestClient) -
     assert len(response.json()["accepted"]) == 1
 
 
+def test_openapi_error_answers_are_fhir_json(client: TestClient) -> None:
+    """Every documented error answer is application/fhir+json (what the relay sends), and the
+    422 HTTPValidationError FastAPI adds (never sent: bad requests get 400) is not listed."""
+    spec = client.get("/openapi.json").json()
+    seen = 0
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                assert "HTTPValidationError" not in str(content), (path, method, status)
+                if status.startswith("2"):
+                    continue
+                seen += 1
+                assert "application/json" not in content, (path, method, status)
+                assert "application/fhir+json" in content, (path, method, status)
+    assert seen > 10
+    real = client.post("/referrals", content=b"x", headers={"Content-Type": "text/csv"})
+    assert real.headers["content-type"].startswith("application/fhir+json")
+
+
 def test_openapi_documents_every_route(client: TestClient) -> None:
     """The OpenAPI document lists the routes and the bearer scheme."""
     spec = client.get("/openapi.json").json()

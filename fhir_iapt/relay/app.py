@@ -17,6 +17,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -35,6 +36,7 @@ from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.routes import router
 from fhir_iapt.relay.runtime import (
+    FHIR_JSON,
     RelayRuntime,
     audit_record,
     fhir_response,
@@ -142,6 +144,42 @@ class AuditMiddleware:
             )
 
 
+# --- OpenAPI ------------------------------------------------------------------------------
+
+
+def _fhir_error_media_types(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, saying what the relay really sends for errors.
+
+    Every error answer is an OperationOutcome sent as ``application/fhir+json``; FastAPI would
+    document response models as ``application/json``, and add a 422 "HTTPValidationError" that
+    the relay never sends (its request-validation handler answers 400 with an
+    OperationOutcome). Built once, then cached like FastAPI's own.
+    """
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            detail = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if "HTTPValidationError" in str(detail.get("schema", {})):
+                del responses["422"]
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if not str(status).startswith("2") and "application/json" in content:
+                    content[FHIR_JSON] = content.pop("application/json")
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in components and unused not in str(schema.get("paths")):
+            del components[unused]
+    app.openapi_schema = schema
+    return schema
+
+
 # --- factory -----------------------------------------------------------------------------
 
 
@@ -230,6 +268,7 @@ def create_app(
     )
     app.state.relay = runtime
     app.include_router(router)
+    app.openapi = lambda: _fhir_error_media_types(app)  # type: ignore[method-assign]
     app.add_exception_handler(AuthFailure, _auth_failure)
     app.add_exception_handler(IntakeError, _intake_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
