@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from validate_helpers import GAD7_ITEMS, PHQ9_ITEMS
 
 from fhir_iapt._data import profiles_dir
 from fhir_iapt.fhir.profiles import ProfileSet, default_profiles
@@ -16,19 +17,6 @@ from fhir_iapt.fhir.xml import xml_to_resource
 BASE = "https://fhir-iapt.github.io/fhir"
 # The published UK Core XML, copied into the repository (tests read only what the repo holds).
 UKCORE_SOURCE = Path(__file__).resolve().parent / "data" / "ukcore"
-# DOMAIN.md "Questionnaires and scoring" (V)
-PHQ9_ITEMS = [
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",
-]
-GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
 
 
 def _shipped(name: str) -> dict[str, object]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from validate_helpers import GAD7_ITEMS, PHQ9_ITEMS
+
 from fhir_iapt._data import profiles_dir
 from fhir_iapt.errors import Issue
 from fhir_iapt.fhir.validate import default_validator, has_errors
@@ -17,19 +19,6 @@ from fhir_iapt.fhir.validate import default_validator, has_errors
 BASE = "https://fhir-iapt.github.io/fhir"
 LOINC = "http://loinc.org"
 ALIAS = "LA18938-3"  # "More days than not" (DOMAIN.md)
-#: GAD-7 item LOINC codes in order (DOMAIN.md / instruments.yaml); item 2 is 68509-9.
-GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
-PHQ9_ITEMS = [
-    "44250-9",
-    "44255-8",
-    "44259-0",
-    "44254-1",
-    "44251-7",
-    "44258-2",
-    "44252-5",
-    "44253-3",
-    "44260-8",
-]
 SEVERAL_DAYS = "LA6569-3"
 
 

@@ -88,6 +88,8 @@ SCORE: dict[str, Any] = {
     },
 }
 
+#: PHQ-9 and GAD-7 item LOINC codes in order (DOMAIN.md "Questionnaires and scoring", V;
+#: instruments.yaml); the tests that need them import them from here.
 PHQ9_ITEMS = [
     "44250-9",
     "44255-8",
@@ -99,6 +101,7 @@ PHQ9_ITEMS = [
     "44253-3",
     "44260-8",
 ]
+GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
 FREQUENCY = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]
 
 RESPONSE: dict[str, Any] = {
