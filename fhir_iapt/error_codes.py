@@ -363,6 +363,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "Emit: a resource has elements R4 does not define, so it has no FHIR XML form.",
     ),
     ErrorCode(
+        "FI641",
+        "Record cannot be written",
+        (
+            "Emit: a string in the record's bundle has no form in the output format (a lone "
+            "surrogate in JSON or XML; in XML also a control character, U+FFFE or U+FFFF); the "
+            "record is rejected and the run goes on."
+        ),
+    ),
+    ErrorCode(
         "FI700",
         "Delivery error",
         "Push: delivery to a FHIR server failed (DeliveryError).",

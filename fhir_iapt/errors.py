@@ -10,6 +10,7 @@ subclass and a stable code, so a caller can catch by stage and a log can be grep
     │   └── ScoringError          FI35x  an instrument or episode cannot be scored
     ├── ProfileError              FI4xx  validate: a resource does not conform to R4 / our profiles
     ├── EmitError                 FI6xx  emit: an output cannot be written
+    │   └── UnwritableRecordError FI641  one record's bundle has no form in the output format
     ├── DeliveryError             FI7xx  push: the server or the network failed
     │   ├── TransportError        FI71x  connect / read / timeout, no HTTP answer
     │   ├── ServerError           FI72x  the server answered with an error status
@@ -217,6 +218,15 @@ class EmitError(FhirIaptError):
     stage = "emit"
 
 
+class UnwritableRecordError(EmitError):
+    """One record's bundle cannot be written in the output's format (a string JSON or XML
+    cannot carry, an element FHIR XML does not define). The writer wrote nothing of it and
+    takes the next record, so the caller rejects this record and the run goes on."""
+
+    code = "FI641"
+    issue_type = "invalid"
+
+
 @dataclass(frozen=True, slots=True)
 class RequestInfo:
     """What was sent, without headers or body (they may carry secrets or patient data)."""
@@ -350,5 +360,6 @@ __all__ = [
     "ServerError",
     "Severity",
     "TransportError",
+    "UnwritableRecordError",
     "operation_outcome",
 ]

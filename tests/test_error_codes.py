@@ -89,6 +89,7 @@ def test_exception_classes_are_the_documented_tree() -> None:
         "ScoringError",
         "ProfileError",
         "EmitError",
+        "UnwritableRecordError",
         "DeliveryError",
         "TransportError",
         "ServerError",

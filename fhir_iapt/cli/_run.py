@@ -24,7 +24,7 @@ from fhir_iapt.emit import (
     XmlBundleWriter,
     write_summary,
 )
-from fhir_iapt.errors import FhirIaptError
+from fhir_iapt.errors import FhirIaptError, UnwritableRecordError
 from fhir_iapt.pipeline import ReadProgress, ShapeCache, Tally
 from fhir_iapt.results import Converted, Rejected, Result
 
@@ -132,10 +132,13 @@ def write_results(
             writer = stack.enter_context(NdjsonBundleWriter(out_dir))
         rejects = stack.enter_context(RejectsWriter(out_dir))
         for result in results:
-            tally.add(result)
             if isinstance(result, Converted):
-                writer.write(result)
-            elif isinstance(result, Rejected):
+                try:
+                    writer.write(result)
+                except UnwritableRecordError as exc:  # nothing of it written: reject it
+                    result = Rejected(exc, exc.location or result.location)
+            tally.add(result)
+            if isinstance(result, Rejected):
                 rejects.write(result)
             progress.update(
                 tally.records,

@@ -11,7 +11,12 @@ from fhir_iapt.results import Converted
 @runtime_checkable
 class OutputWriter(Protocol):
     """Where converted bundles go. Use as a context manager: a clean exit commits the output
-    (renames it into place), an exception discards it."""
+    (renames it into place), an exception discards it.
+
+    ``write`` raises :class:`~fhir_iapt.errors.UnwritableRecordError` for a record whose bundle
+    has no form in the output format (a string it cannot carry): nothing of that record was
+    written and the writer takes the next one, so the caller rejects the record and goes on.
+    Any other :class:`~fhir_iapt.errors.EmitError` (disk full, folder gone) ends the output."""
 
     def write(self, converted: Converted) -> None: ...
 

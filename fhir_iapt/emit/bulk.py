@@ -25,6 +25,7 @@ import orjson
 
 from fhir_iapt.emit._atomic import AtomicFile
 from fhir_iapt.emit._base import WriterBase
+from fhir_iapt.emit._encode import not_json
 from fhir_iapt.errors import EmitError, Location
 from fhir_iapt.results import Converted
 
@@ -55,14 +56,16 @@ class _SeenIds:
         self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
         self._db.execute("BEGIN")
 
-    def new_keys(self, keys: list[str]) -> set[str]:
-        """Record ``keys``; return those not seen before (duplicates within ``keys`` once)."""
+    def unseen(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` not recorded yet (nothing is recorded)."""
         marks = ",".join("?" * len(keys))
         query = f"SELECT key FROM seen WHERE key IN ({marks})"  # noqa: S608 - placeholders only
         known = {row[0] for row in self._db.execute(query, keys)}
-        fresh = {k for k in keys if k not in known}
-        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(k,) for k in fresh])
-        return fresh
+        return {k for k in keys if k not in known}
+
+    def add(self, keys: list[str]) -> None:
+        """Record ``keys`` as written."""
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(k,) for k in keys])
 
     def close(self) -> None:
         self._db.close()
@@ -93,23 +96,45 @@ class BulkWriter(WriterBase):
         return out
 
     def write(self, converted: Converted) -> None:
-        resources: list[dict[str, Any]] = [
-            e["resource"] for e in converted.bundle.get("entry", ()) if "resource" in e
+        """Write the bundle's resources not written before; all or nothing.
+
+        A resource to be written that JSON cannot carry (a lone surrogate in a string) raises
+        :class:`~fhir_iapt.errors.UnwritableRecordError` (FI641) naming the record and the
+        element, before anything of the record is written or its ids recorded, so a later
+        record holding the same shared resource still writes it. (A shared resource already
+        written is not serialised again, so its copy in this bundle is not looked at.)
+        """
+        entries: list[tuple[int, dict[str, Any]]] = [
+            (index, e["resource"])
+            for index, e in enumerate(converted.bundle.get("entry", ()))
+            if "resource" in e
         ]
-        if not resources:
+        if not entries:
             return
-        keys = [f"{r['resourceType']}/{r['id']}" for r in resources]
-        targets = {r["id"].encode(): key.encode() for r, key in zip(resources, keys, strict=True)}
-        fresh = self._seen.new_keys(keys)
-        for resource, key in zip(resources, keys, strict=True):
+        keys = [f"{r['resourceType']}/{r['id']}" for _, r in entries]
+        targets: dict[bytes, bytes] = {}
+        for (index, resource), key in zip(entries, keys, strict=True):
+            try:
+                targets[resource["id"].encode()] = key.encode()
+            except UnicodeEncodeError as exc:
+                where = f"Bundle.entry[{index}].resource"
+                raise not_json(converted.location, resource, where) from exc
+        fresh = self._seen.unseen(keys)
+        lines: list[tuple[str, str, bytes]] = []
+        for (index, resource), key in zip(entries, keys, strict=True):
             if key not in fresh:
                 continue
             fresh.discard(key)  # a resource twice in one bundle is still written once
-            data = rewrite_references(
-                orjson.dumps(resource, option=orjson.OPT_APPEND_NEWLINE), targets
-            )
-            resource_type = resource["resourceType"]
-            self._file(resource_type).write(data)
+            try:
+                data = orjson.dumps(resource, option=orjson.OPT_APPEND_NEWLINE)
+            except orjson.JSONEncodeError as exc:
+                where = f"Bundle.entry[{index}].resource"
+                raise not_json(converted.location, resource, where) from exc
+            lines.append((resource["resourceType"], key, rewrite_references(data, targets)))
+        files = [self._file(resource_type) for resource_type, _, _ in lines]
+        self._seen.add([key for _, key, _ in lines])
+        for out, (resource_type, _, data) in zip(files, lines, strict=True):
+            out.write(data)
             self.counts[resource_type] = self.counts.get(resource_type, 0) + 1
 
     def close(self) -> None:

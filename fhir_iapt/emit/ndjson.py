@@ -8,6 +8,7 @@ import orjson
 
 from fhir_iapt.emit._atomic import AtomicFile
 from fhir_iapt.emit._base import WriterBase
+from fhir_iapt.emit._encode import dumps_text, not_json
 from fhir_iapt.results import Converted, Rejected
 
 BUNDLES_FILE = "bundles.ndjson"
@@ -15,7 +16,12 @@ REJECTS_FILE = "rejects.ndjson"
 
 
 class NdjsonBundleWriter(WriterBase):
-    """``<out_dir>/bundles.ndjson``: one transaction Bundle (FHIR JSON) per line, in input order."""
+    """``<out_dir>/bundles.ndjson``: one transaction Bundle (FHIR JSON) per line, in input order.
+
+    A bundle JSON cannot carry (a lone surrogate in a string) raises
+    :class:`~fhir_iapt.errors.UnwritableRecordError` (FI641) naming the record and the element;
+    nothing of it is written and the writer takes the next record.
+    """
 
     def __init__(self, out_dir: Path, *, filename: str = BUNDLES_FILE) -> None:
         self.path = Path(out_dir) / filename
@@ -23,7 +29,11 @@ class NdjsonBundleWriter(WriterBase):
         self.count = 0
 
     def write(self, converted: Converted) -> None:
-        self._file.write(converted.json(newline=True))
+        try:
+            data = converted.json(newline=True)
+        except orjson.JSONEncodeError as exc:
+            raise not_json(converted.location, converted.bundle, "Bundle") from exc
+        self._file.write(data)
         self.count += 1
 
     def close(self) -> None:
@@ -46,7 +56,7 @@ class RejectsWriter(WriterBase):
         self.count = 0
 
     def write(self, rejected: Rejected) -> None:
-        self._file.write(orjson.dumps(rejected.outcome, option=orjson.OPT_APPEND_NEWLINE))
+        self._file.write(dumps_text(rejected.outcome, orjson.OPT_APPEND_NEWLINE))
         self.count += 1
 
     def close(self) -> None:

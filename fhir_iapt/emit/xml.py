@@ -10,18 +10,34 @@ earlier run; an error discards it. The XML comes from :func:`fhir_iapt.fhir.xml.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from fhir_iapt.emit._atomic import emit_error, temp_path
 from fhir_iapt.emit._base import WriterBase
-from fhir_iapt.errors import EmitError, Location
+from fhir_iapt.errors import EmitError, Location, UnwritableRecordError
 from fhir_iapt.results import Converted
 
 XML_DIR = "bundles-xml"
 
 
+def _unwritable(converted: Converted, exc: EmitError) -> UnwritableRecordError:
+    """``resource_to_xml``'s error (it names the element) as the rejection of this record."""
+    where = converted.location
+    issues = [replace(issue, location=where) for issue in exc.issues]
+    return UnwritableRecordError(
+        exc.message, issues=issues, location=where, error_code=exc.error_code
+    )
+
+
 class XmlBundleWriter(WriterBase):
-    """``<out_dir>/bundles-xml/<Bundle.id>.xml``, one FHIR XML Bundle per file."""
+    """``<out_dir>/bundles-xml/<Bundle.id>.xml``, one FHIR XML Bundle per file.
+
+    A bundle with no FHIR XML form (a string XML 1.0 cannot hold, such as a control character
+    or a lone surrogate: FI641; an element R4 does not define: FI640) raises
+    :class:`~fhir_iapt.errors.UnwritableRecordError` naming the record and the element;
+    nothing of it is written and the writer takes the next record.
+    """
 
     def __init__(self, out_dir: Path, *, dirname: str = XML_DIR) -> None:
         self.path = Path(out_dir) / dirname
@@ -42,9 +58,13 @@ class XmlBundleWriter(WriterBase):
                 "Bundle.id is needed to name its XML file",
                 location=Location(element="Bundle.id"),
             )
+        try:
+            data = resource_to_xml(converted.bundle)
+        except EmitError as exc:  # this bundle has no FHIR XML form: the record is rejected
+            raise _unwritable(converted, exc) from exc
         target = self._tmp / f"{bundle_id}.xml"
         try:
-            target.write_bytes(resource_to_xml(converted.bundle))
+            target.write_bytes(data)
         except OSError as exc:
             raise emit_error("cannot write output file", target, exc) from exc
         self.count += 1

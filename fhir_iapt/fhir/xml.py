@@ -16,6 +16,7 @@ Parsing uses lxml with entity resolution, DTD loading and network access turned 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lxml import etree
@@ -42,6 +43,28 @@ _PARSER = etree.XMLParser(
 def _fail_emit(message: str, expression: str) -> EmitError:
     issue = Issue(diagnostics=message, code="structure", expression=expression, error_code="FI640")
     return EmitError(message, issues=[issue], error_code="FI640")
+
+
+#: A character XML 1.0 cannot hold, not even as a character reference: the control characters
+#: but tab, LF and CR, a lone surrogate (not Unicode text), U+FFFE and U+FFFF. FHIR JSON can
+#: carry the control characters (the R4 string regex allows them), FHIR XML cannot.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(value: Any, expression: str) -> str:
+    """A primitive's ``value`` attribute text; EmitError FI641 naming the element (never the
+    value) when XML cannot hold it."""
+    text = _format_primitive(value)
+    if _NOT_XML.search(text):
+        message = (
+            "a string holds a character XML cannot carry (a control character, a lone "
+            "surrogate, U+FFFE or U+FFFF)"
+        )
+        issue = Issue(
+            diagnostics=message, code="invalid", expression=expression, error_code="FI641"
+        )
+        raise EmitError(message, issues=[issue], error_code="FI641")
+    return text
 
 
 def _format_primitive(value: Any) -> str:
@@ -100,7 +123,7 @@ def _write_children(
             _, type_code = match
             if element.xml_attr and not resource_root:
                 if key in obj:
-                    node.set(key, _format_primitive(obj[key]))
+                    node.set(key, _xml_text(obj[key], f"{expr}.{key}"))
                 continue
             _write_element(type_name, element, type_code, key, obj, node, f"{expr}.{key}")
     unknown = sorted(k for k in obj if k not in known)
@@ -131,7 +154,7 @@ def _write_element(
         elif defs.is_primitive(type_code) or (not type_code and not isinstance(value, dict)):
             child = etree.SubElement(node, _F + key)
             if value is not None:
-                child.set("value", _format_primitive(value))
+                child.set("value", _xml_text(value, item_expr))
             if isinstance(shadow, dict):
                 _write_children("Element", "Element", shadow, child, f"{item_expr}._")
         elif type_code == "Resource":
@@ -150,6 +173,7 @@ def _write_element(
 def _write_xhtml(node: etree._Element, key: str, value: Any, expr: str) -> None:
     if not isinstance(value, str):
         raise _fail_emit("Narrative.div must be an XHTML string", expr)
+    _xml_text(value, expr)
     try:
         div = etree.fromstring(value.encode("utf-8"), _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -163,7 +187,9 @@ def _write_xhtml(node: etree._Element, key: str, value: Any, expr: str) -> None:
 def resource_to_xml(resource: dict[str, Any]) -> bytes:
     """Serialise an R4 resource (JSON dict) as FHIR XML (UTF-8, with an XML declaration).
 
-    Raises :class:`EmitError` when the resource has elements R4 does not define.
+    Raises :class:`EmitError` naming the element's FHIRPath when the resource has elements R4
+    does not define (FI640) or a string XML 1.0 cannot hold (FI641: a control character, a
+    lone surrogate, U+FFFE, U+FFFF); never lxml's ValueError.
     """
     root = _write_resource(resource, None, "")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
