@@ -87,7 +87,7 @@ def convert_record(
         return Rejected(exc, exc.location or record.location)
     except Exception as exc:
         return _unexpected(exc, record, "build")
-    return Converted(key, bundle, record.location, target.kind)
+    return Converted.from_json(key, bundle, record.location, target.kind)
 
 
 #: A record met a failure the adapter did not foresee (a defect): rejected, the run goes on.

@@ -3,7 +3,9 @@
 One rule, one place: the record-id minter (one SHA-1 prefix per record), the remembered shared
 ids, the precomputed conditional-create keys and the one-pass answer items + total are each
 checked against the plain function (``uuid.uuid5``, :func:`record_identifier` +
-:func:`if_none_exist`, :func:`score_instrument`) over generated inputs.
+:func:`if_none_exist`, :func:`score_instrument`) over generated inputs, and every pre-serialised
+part of a bundle (``fragments=True``, the remembered referrer entries) dumps to the bytes of the
+plain dicts it stands for.
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_iapt.errors import Location, ScoringError
-from fhir_iapt.fhir.common import answered_items, entry, keyed_entry
+from fhir_iapt.fhir.common import (
+    answered_items,
+    entry,
+    keyed_entry,
+    questionnaire_response,
+    score_observation,
+)
 from fhir_iapt.fhir.ids import (
     RecordIds,
     cached_shared_resource_id,
@@ -26,6 +35,7 @@ from fhir_iapt.fhir.ids import (
     record_resource_id,
     shared_resource_id,
 )
+from fhir_iapt.fhir.referral import _referrer_entries, _shared_referrer
 from fhir_iapt.scoring.instruments import instrument_spec, instrument_specs, score_instrument
 from fhir_iapt.systems import LOINC
 
@@ -172,3 +182,87 @@ def test_answered_items_never_share_codings_between_bundles() -> None:
     second, _ = answered_items(spec, (1,) * 9)
     first[0]["answer"][0]["valueCoding"]["code"] = "changed"
     assert second[0]["answer"][0]["valueCoding"]["code"] != "changed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_answers())
+def test_answered_item_fragments_serialise_as_the_plain_items(
+    case: tuple[str, tuple[Any, ...]],
+) -> None:
+    """Pre-serialised items (fragments=True) dump to the bytes of the plain item dicts."""
+    name, answers = case
+    spec = instrument_spec(name)
+    try:
+        plain, total = answered_items(spec, answers)
+    except ScoringError:
+        with pytest.raises(ScoringError):
+            answered_items(spec, answers, fragments=True)
+        return
+    made, made_total = answered_items(spec, answers, fragments=True)
+    assert made_total == total
+    assert orjson.dumps(made) == orjson.dumps(plain)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(_INSTRUMENTS),
+    total=st.integers(0, 80),
+    day=st.dates(),
+    performer=st.none() | st.just({"reference": "urn:uuid:p"}),
+)
+def test_score_observation_and_response_fragments_equal_plain(
+    name: str, total: int, day: Any, performer: Any
+) -> None:
+    """score_observation / questionnaire_response with fragments dump as the plain dicts."""
+    spec = instrument_spec(name)
+    subject = {"reference": "urn:uuid:s"}
+    identifier = {"system": "https://example.org/id", "value": "r/1"}
+    for fragments in (False, True):
+        obs = score_observation(
+            "o1",
+            identifier=identifier,
+            spec=spec,
+            total=total,
+            subject=subject,
+            effective=day,
+            performer=performer,
+            derived_from={"reference": "urn:uuid:q"},
+            fragments=fragments,
+        )
+        qr = questionnaire_response(
+            "q1",
+            identifier=identifier,
+            spec=spec,
+            answers=(1,) * len(spec.items),
+            subject=subject,
+            authored=day,
+            author=performer,
+            fragments=fragments,
+        )
+        dumped = orjson.dumps([obs, qr])
+        if not fragments:
+            plain = dumped
+    assert dumped == plain
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    namespace=_NAMESPACES,
+    method=st.sampled_from(["conditional-create", "put"]),
+    system=_VALUES,
+    value=_VALUES,
+    name=st.none() | _TEXT,
+    ods=_PLAIN,
+)
+def test_remembered_referrer_entries_equal_freshly_built(
+    namespace: uuid.UUID, method: Any, system: str, value: str, name: str | None, ods: str
+) -> None:
+    """The remembered, pre-serialised referrer entries are the entries built afresh."""
+    practitioner_id = shared_resource_id(namespace, "Practitioner", system, value)
+    fresh, actor = _referrer_entries(
+        namespace, method, practitioner_id, {"system": system, "value": value}, name, ods
+    )
+    for _ in range(2):  # first call builds, second is remembered
+        made, made_actor = _shared_referrer(namespace, method, system, value, name, ods)
+        assert orjson.dumps(list(made)) == orjson.dumps(fresh)
+        assert made_actor == actor

@@ -24,6 +24,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import orjson
+
 from fhir_iapt.errors import Location
 from fhir_iapt.fhir.ids import if_none_exist
 from fhir_iapt.fhir.options import RequestMethod
@@ -68,6 +70,17 @@ CONSENT_CATEGORY_LOINC = "59284-0"
 
 
 # --- small values -------------------------------------------------------------------------------
+
+
+def frozen(value: Any) -> orjson.Fragment:
+    """``value`` serialised once, for a constant part that many bundles repeat.
+
+    A bundle holding fragments is only ever serialised (``orjson.dumps`` copies the bytes
+    in), never handed out as a dict: :func:`fhir_iapt.fhir.referral.build_referral_bundle`
+    parses the serialised bundle back. ``orjson.dumps`` of a dict holding ``frozen(v)`` is the
+    same bytes as of the dict holding ``v`` (tests/test_build_fast_paths.py).
+    """
+    return orjson.Fragment(orjson.dumps(value))
 
 
 def urn(resource_id: str) -> str:
@@ -275,14 +288,28 @@ def _answer_codings(instrument: str) -> tuple[dict[int, dict[str, str]], ...]:
     )
 
 
+def _item(link_id: str, found: Mapping[str, str]) -> dict[str, Any]:
+    """One answered QuestionnaireResponse item (its answer coding copied)."""
+    return {"linkId": link_id, "answer": [{"valueCoding": dict(found)}]}
+
+
+_ItemPlan = tuple[tuple[str, bool, dict[int, dict[str, str]], dict[int, orjson.Fragment]], ...]
+
+
 @cache
-def _item_plan(instrument: str) -> tuple[tuple[str, bool, dict[int, dict[str, str]]], ...]:
-    """Per item (scored then unscored): its linkId, whether it is scored, its answer codings."""
+def _item_plan(instrument: str) -> _ItemPlan:
+    """Per item (scored then unscored): its linkId, whether it is scored, its answer codings,
+    and each answer's whole item already serialised (:func:`frozen` of :func:`_item`)."""
     from fhir_iapt.scoring.instruments import instrument_spec
 
     spec = instrument_spec(instrument)
     return tuple(
-        (item.code, item.scored, codings)
+        (
+            item.code,
+            item.scored,
+            codings,
+            {score: frozen(_item(item.code, found)) for score, found in codings.items()},
+        )
         for item, codings in zip(spec.all_items, _answer_codings(instrument), strict=True)
     )
 
@@ -292,45 +319,50 @@ def answered_items(
     answers: Sequence[int | None],
     *,
     location: Location | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+    fragments: bool = False,
+) -> tuple[list[Any], int]:
     """A QuestionnaireResponse's ``item`` list for ``answers`` and the instrument's total.
 
     One pass over the answers builds the items (``None`` answers left out) and adds the scored
     ones up. Anything that is not plainly a valid answer (wrong count, a missing scored item, not
     an int, a score with no answer code) goes to :func:`fhir_iapt.scoring.score_instrument`,
     which raises the ScoringError that names it; the total always equals its total (tested).
+    With ``fragments`` each item is its pre-serialised :func:`frozen` form (for a bundle that
+    is only serialised), the same bytes once dumped.
     """
     plan = _item_plan(spec.name)
     n_answers = len(answers)
     if n_answers != len(spec.items) and n_answers != len(plan):
-        return _scored_slowly(spec, answers, location)
-    items: list[dict[str, Any]] = []
+        return _scored_slowly(spec, answers, location, fragments)
+    items: list[Any] = []
     total = 0
-    for (link_id, scored, codings), value in zip(plan, answers, strict=False):
+    for (link_id, scored, codings, made), value in zip(plan, answers, strict=False):
         if value is None:
             if scored:
-                return _scored_slowly(spec, answers, location)
+                return _scored_slowly(spec, answers, location, fragments)
             continue
         found = codings.get(value) if type(value) is int else None
         if found is None:
-            return _scored_slowly(spec, answers, location)
+            return _scored_slowly(spec, answers, location, fragments)
         if scored:
             total += value
-        items.append({"linkId": link_id, "answer": [{"valueCoding": dict(found)}]})
+        items.append(made[value] if fragments else _item(link_id, found))
     return items, total
 
 
 def _scored_slowly(
-    spec: InstrumentSpec, answers: Sequence[int | None], location: Location | None
-) -> tuple[list[dict[str, Any]], int]:
+    spec: InstrumentSpec,
+    answers: Sequence[int | None],
+    location: Location | None,
+    fragments: bool,
+) -> tuple[list[Any], int]:
     """:func:`answered_items` for answers it could not take at a glance: scored in full first."""
     from fhir_iapt.scoring.instruments import score_instrument
 
     total = score_instrument(spec.name, answers, location=location).total
-    per_item = _answer_codings(spec.name)
-    all_items = spec.all_items
+    plan = _item_plan(spec.name)
     items = [
-        {"linkId": all_items[index].code, "answer": [{"valueCoding": dict(per_item[index][value])}]}
+        plan[index][3][value] if fragments else _item(plan[index][0], plan[index][2][value])
         for index, value in enumerate(answers)
         if value is not None
     ]
@@ -351,7 +383,8 @@ def questionnaire_response(
     subject: Reference,
     authored: date,
     author: Reference | None = None,
-    items: list[dict[str, Any]] | None = None,
+    items: list[Any] | None = None,
+    fragments: bool = False,
 ) -> Resource:
     """A completed QuestionnaireResponse for an instrument, one item per answered question.
 
@@ -359,14 +392,15 @@ def questionnaire_response(
     ones such as PHQ-9 item 10); ``None`` answers are left out. Each item's ``linkId`` is the
     item's LOINC code (the shipped Questionnaire uses the same linkIds) and its answer the LOINC
     answer (``LA…``) whose score it is. ``items``, when given, is :func:`answered_items`'
-    list for these answers (a caller that also needs the total builds it once).
+    list for these answers (a caller that also needs the total builds it once). With
+    ``fragments`` the items and ``meta`` are pre-serialised (:func:`frozen`).
     """
     if items is None:
-        items = answered_items(spec, answers)[0]
+        items = answered_items(spec, answers, fragments=fragments)[0]
     resource: Resource = {
         "resourceType": "QuestionnaireResponse",
         "id": resource_id,
-        "meta": meta(QUESTIONNAIRE_RESPONSE_PROFILE),
+        "meta": _QR_META if fragments else meta(QUESTIONNAIRE_RESPONSE_PROFILE),
         "identifier": dict(identifier),
         "questionnaire": questionnaire_url(spec),
         "status": "completed",
@@ -379,12 +413,25 @@ def questionnaire_response(
     return resource
 
 
+_QR_META = frozen(meta(QUESTIONNAIRE_RESPONSE_PROFILE))
+
+
 @cache
 def _total_codings(instrument: str) -> tuple[dict[str, str], ...]:
     """An instrument's total-score codings (copied into each Observation, never shared)."""
     from fhir_iapt.scoring.instruments import instrument_spec
 
     return tuple(t.to_fhir() for t in instrument_spec(instrument).totals)
+
+
+@cache
+def _score_constants(instrument: str) -> tuple[orjson.Fragment, orjson.Fragment, orjson.Fragment]:
+    """A score Observation's ``meta``, ``category`` and ``code``, each :func:`frozen`."""
+    return (
+        frozen(meta(SCORE_OBSERVATION_PROFILE)),
+        frozen([observation_category("survey")]),
+        frozen({"coding": [dict(c) for c in _total_codings(instrument)]}),
+    )
 
 
 def score_observation(
@@ -397,24 +444,40 @@ def score_observation(
     effective: date,
     performer: Reference | None = None,
     derived_from: Reference | None = None,
+    fragments: bool = False,
 ) -> Resource:
     """A final ``survey`` Observation of an instrument's total score.
 
     ``code`` carries every total-score coding of the instrument (LOINC, and SNOMED CT where the
     table has one); the value is a UCUM ``{score}`` Quantity; ``derivedFrom`` points at the
-    QuestionnaireResponse the total was computed from.
+    QuestionnaireResponse the total was computed from. With ``fragments`` the constant parts
+    are pre-serialised (:func:`frozen`; for a bundle that is only serialised).
     """
-    resource: Resource = {
-        "resourceType": "Observation",
-        "id": resource_id,
-        "meta": meta(SCORE_OBSERVATION_PROFILE),
-        "identifier": [dict(identifier)],
-        "status": "final",
-        "category": [observation_category("survey")],
-        "code": {"coding": [dict(c) for c in _total_codings(spec.name)]},
-        "subject": subject,
-        "effectiveDateTime": fhir_date(effective),
-    }
+    if fragments:
+        constant = _score_constants(spec.name)
+        resource: Resource = {
+            "resourceType": "Observation",
+            "id": resource_id,
+            "meta": constant[0],
+            "identifier": [dict(identifier)],
+            "status": "final",
+            "category": constant[1],
+            "code": constant[2],
+            "subject": subject,
+            "effectiveDateTime": fhir_date(effective),
+        }
+    else:
+        resource = {
+            "resourceType": "Observation",
+            "id": resource_id,
+            "meta": meta(SCORE_OBSERVATION_PROFILE),
+            "identifier": [dict(identifier)],
+            "status": "final",
+            "category": [observation_category("survey")],
+            "code": {"coding": [dict(c) for c in _total_codings(spec.name)]},
+            "subject": subject,
+            "effectiveDateTime": fhir_date(effective),
+        }
     if performer is not None:
         resource["performer"] = [performer]
     resource["valueQuantity"] = score_quantity(total)
@@ -489,6 +552,7 @@ __all__ = [
     "consent_resource",
     "entry",
     "fhir_date",
+    "frozen",
     "json_number",
     "keyed_entry",
     "meta",

@@ -34,10 +34,13 @@ the same record always gives byte-identical JSON.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
+
+import orjson
 
 from fhir_iapt._data import load_table
 from fhir_iapt.errors import Issue, RecordError
@@ -51,6 +54,7 @@ from fhir_iapt.fhir.common import (
     consent_resource,
     entry,
     fhir_date,
+    frozen,
     json_number,
     keyed_entry,
     meta,
@@ -69,7 +73,7 @@ from fhir_iapt.fhir.ids import (
     project_identifier_system,
     shared_resource_id,
 )
-from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
+from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions, RequestMethod
 from fhir_iapt.records import ContextValue, ReferralRecord
 from fhir_iapt.scoring.instruments import instrument_spec
 from fhir_iapt.systems import (
@@ -93,6 +97,9 @@ class _ContextKind:
     category: str
     unit: dict[str, str] | None
     values: Mapping[str, dict[str, str]]
+    #: ``code`` and ``[observation_category(category)]``, each :func:`frozen`
+    code_json: orjson.Fragment
+    category_json: orjson.Fragment
 
 
 @cache
@@ -102,14 +109,19 @@ def _context_kinds() -> Mapping[str, _ContextKind]:
     for name, raw in table.items():
         code = raw["code"]
         unit = raw.get("unit")
+        code_value = {
+            "coding": [coding(str(code["system"]), str(code["code"]), code.get("display"))]
+        }
         kinds[str(name)] = _ContextKind(
-            code={"coding": [coding(str(code["system"]), str(code["code"]), code.get("display"))]},
+            code=code_value,
             category=str(raw["category"]),
             unit={k: str(v) for k, v in unit.items()} if unit else None,
             values={
                 str(key): coding(str(v["system"]), str(v["code"]), v.get("display"))
                 for key, v in (raw.get("values") or {}).items()
             },
+            code_json=frozen(code_value),
+            category_json=frozen([observation_category(str(raw["category"]))]),
         )
     return kinds
 
@@ -160,7 +172,7 @@ class _Bundle:
         self.method = options.request_method
         self.put = options.request_method == "put"
         self.ids = RecordIds(options.id_namespace, record.source_system, record.record_id)
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[Any] = []  # entry dicts, or frozen entries (_shared_referrer)
 
     def own_id(self, role: str) -> str:
         return self.ids.resource_id(role)
@@ -196,32 +208,75 @@ def _requester(record: ReferralRecord, bundle: _Bundle) -> Reference:
                 location=record.location.with_field("referrer_id_system"),
                 error_code=REFERRER_WITHOUT_SYSTEM,
             )
-        practitioner_identifier = {
-            "system": referral.referrer_id_system,
-            "value": referral.referrer_id,
-        }
-        practitioner_id = cached_shared_resource_id(
-            bundle.ns, "Practitioner", referral.referrer_id_system, referral.referrer_id
+        entries, actor = _shared_referrer(
+            bundle.ns,
+            bundle.method,
+            referral.referrer_id_system,
+            referral.referrer_id,
+            referral.referrer_name,
+            record.clinic_ods,
         )
-    else:
-        practitioner_identifier = bundle.own_identifier("Practitioner")
-        practitioner_id = bundle.own_id("Practitioner")
+        bundle.entries.extend(entries)
+        return actor
+    found, actor = _referrer_entries(
+        bundle.ns,
+        bundle.method,
+        bundle.own_id("Practitioner"),
+        bundle.own_identifier("Practitioner"),
+        referral.referrer_name,
+        record.clinic_ods,
+    )
+    bundle.entries.extend(found)
+    return actor
+
+
+def _referrer_entries(
+    ns: uuid.UUID,
+    method: RequestMethod,
+    practitioner_id: str,
+    practitioner_identifier: dict[str, str],
+    name: str | None,
+    clinic_ods: str,
+) -> tuple[list[dict[str, Any]], Reference]:
+    """The Practitioner and PractitionerRole entries of a referrer, and the role's reference."""
     practitioner = practitioner_resource(
-        practitioner_id, identifier=practitioner_identifier, name=referral.referrer_name
+        practitioner_id, identifier=practitioner_identifier, name=name
     )
-    practitioner_ref = bundle.add(practitioner, practitioner_identifier)
+    found = [entry(practitioner, identifier=practitioner_identifier, method=method)]
+    practitioner_ref = {"reference": found[0]["fullUrl"]}
     # One role per (practitioner, clinic): shared across records like the practitioner.
-    role_id = cached_shared_resource_id(
-        bundle.ns, "PractitionerRole", practitioner_id, record.clinic_ods
-    )
+    role_id = cached_shared_resource_id(ns, "PractitionerRole", practitioner_id, clinic_ods)
     role_identifier = {"system": _ROLE_SYSTEM, "value": role_id}
     role = practitioner_role_resource(
         role_id,
         identifier=role_identifier,
         practitioner=practitioner_ref,
-        organization=ods_reference(record.clinic_ods),
+        organization=ods_reference(clinic_ods),
     )
-    return bundle.add(role, role_identifier)
+    found.append(entry(role, identifier=role_identifier, method=method))
+    return found, {"reference": found[1]["fullUrl"]}
+
+
+@lru_cache(maxsize=4096)
+def _shared_referrer(
+    ns: uuid.UUID,
+    method: RequestMethod,
+    system: str,
+    value: str,
+    name: str | None,
+    clinic_ods: str,
+) -> tuple[tuple[orjson.Fragment, ...], Reference]:
+    """:func:`_referrer_entries` of a clinician with a real identifier, :func:`frozen`.
+
+    The same clinician at the same clinic gives the same two entries in every record, so they
+    are built and serialised once (bounded: memory stays flat). The returned reference is
+    shared: a bundle holding it is only serialised (see :func:`frozen`).
+    """
+    practitioner_id = cached_shared_resource_id(ns, "Practitioner", system, value)
+    found, actor = _referrer_entries(
+        ns, method, practitioner_id, {"system": system, "value": value}, name, clinic_ods
+    )
+    return tuple(frozen(item) for item in found), actor
 
 
 def _share_outcomes_consent(
@@ -251,8 +306,14 @@ def _share_outcomes_consent(
 
 
 _ROLE_SYSTEM = project_identifier_system("practitioner-role")
-_CONDITION_META = ukcore_profile("Condition")
-_OBSERVATION_META = ukcore_profile("Observation")
+# Constant parts, serialised once (:func:`frozen`): the assembled bundle is only serialised.
+_CONDITION_META = frozen({"profile": [ukcore_profile("Condition")]})
+_CONDITION_ACTIVE = frozen({"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]})
+_CONDITION_PROBLEM = frozen(
+    [{"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}]
+)
+_OBSERVATION_META = frozen({"profile": [ukcore_profile("Observation")]})
+_SERVICE_REQUEST_META = frozen(meta(SERVICE_REQUEST_PROFILE))
 
 
 def build_referral_bundle(
@@ -262,7 +323,19 @@ def build_referral_bundle(
 
     Raises :class:`~fhir_iapt.errors.RecordError` (a :class:`~fhir_iapt.errors.ScoringError`
     for screenings) when the record cannot be expressed: the caller turns it into a rejection.
+    A plain dict of its own, parsed from :func:`referral_bundle_json` (one builder, two forms).
     """
+    result: dict[str, Any] = orjson.loads(referral_bundle_json(record, options))
+    return result
+
+
+def referral_bundle_json(record: ReferralRecord, options: BuildOptions = DEFAULT_OPTIONS) -> bytes:
+    """:func:`build_referral_bundle` as JSON bytes (what the pipeline writes and sends)."""
+    return orjson.dumps(_assemble(record, options))
+
+
+def _assemble(record: ReferralRecord, options: BuildOptions) -> dict[str, Any]:
+    """The bundle as a dict that may hold :func:`frozen` parts: for serialising only."""
     bundle = _Bundle(record, options)
     event_date = record.event_date
     event_day = fhir_date(event_date)
@@ -280,10 +353,10 @@ def build_referral_bundle(
         resource: Resource = {
             "resourceType": "Condition",
             "id": bundle.own_id(role),
-            "meta": {"profile": [_CONDITION_META]},
+            "meta": _CONDITION_META,
             "identifier": [bundle.own_identifier(role)],
-            "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
-            "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}],
+            "clinicalStatus": _CONDITION_ACTIVE,
+            "category": _CONDITION_PROBLEM,
             "code": concept([coding(SNOMED, condition.snomed, condition.display)], condition.text),
             "subject": subject,
             "recordedDate": event_day,
@@ -304,11 +377,11 @@ def build_referral_bundle(
         observation: Resource = {
             "resourceType": "Observation",
             "id": bundle.own_id(role),
-            "meta": {"profile": [_OBSERVATION_META]},
+            "meta": _OBSERVATION_META,
             "identifier": [bundle.own_identifier(role)],
             "status": "final",
-            "category": [observation_category(kind.category)],
-            "code": {"coding": [dict(c) for c in kind.code["coding"]]},
+            "category": kind.category_json,
+            "code": kind.code_json,
             "subject": subject,
             "effectiveDateTime": fhir_date(value.effective) if value.effective else event_day,
             "performer": [actor],
@@ -321,7 +394,9 @@ def build_referral_bundle(
         spec = instrument_spec(screening.instrument, location=record.location)
         # One pass: the items and the total (score_instrument's, tested), raising its
         # ScoringError for answers that cannot be scored.
-        items, total = answered_items(spec, screening.answers, location=record.location)
+        items, total = answered_items(
+            spec, screening.answers, location=record.location, fragments=True
+        )
         n = seen.get(spec.name, 0)
         seen[spec.name] = n + 1
         suffix = spec.name if n == 0 else f"{spec.name}/{n}"
@@ -336,6 +411,7 @@ def build_referral_bundle(
             authored=when,
             author=actor,
             items=items,
+            fragments=True,
         )
         qr_ref = bundle.add_own(qr, qr_role)
         obs_role = f"Observation/score/{suffix}"
@@ -348,6 +424,7 @@ def build_referral_bundle(
             effective=when,
             performer=actor,
             derived_from=qr_ref,
+            fragments=True,
         )
         supporting.append(qr_ref)
         supporting.append(bundle.add_own(obs, obs_role))
@@ -360,7 +437,7 @@ def build_referral_bundle(
     service_request: Resource = {
         "resourceType": "ServiceRequest",
         "id": bundle.own_id("ServiceRequest"),
-        "meta": meta(SERVICE_REQUEST_PROFILE),
+        "meta": _SERVICE_REQUEST_META,
     }
     if referral.source_snomed:
         service_request["extension"] = [
@@ -392,4 +469,4 @@ def build_referral_bundle(
     return transaction_bundle(bundle.own_id("Bundle"), bundle.entries)
 
 
-__all__ = ["build_referral_bundle"]
+__all__ = ["build_referral_bundle", "referral_bundle_json"]

@@ -41,6 +41,7 @@ from fhir_iapt.relay.settings import (
     RelaySettings,
 )
 from fhir_iapt.relay.store import Direction
+from fhir_iapt.results import Converted
 
 
 def _based_on_systems(bundle: Mapping[str, Any]) -> Iterator[str]:
@@ -59,15 +60,16 @@ def referral_identifier_system(bundle: Mapping[str, Any]) -> str | None:
     return next(_based_on_systems(bundle), None)
 
 
-def route(settings: RelaySettings, direction: Direction, bundle: Mapping[str, Any]) -> str:
+def route(settings: RelaySettings, direction: Direction, converted: Converted) -> str:
     """The destination name for one converted record.
 
-    Raises :class:`RecordError` (the record is rejected, not queued) when an outcome has no
-    route and there is no default.
+    Referrals all go to one destination, so their bundle is never parsed; an outcome is routed
+    by its referral's identifier system. Raises :class:`RecordError` (the record is rejected,
+    not queued) when an outcome has no route and there is no default.
     """
     if direction == "referral":
         return settings.referrals.destination
-    system = referral_identifier_system(bundle)
+    system = referral_identifier_system(converted.bundle)
     if system is not None and system in settings.outcomes.routes:
         return settings.outcomes.routes[system]
     if settings.outcomes.default_destination is not None:

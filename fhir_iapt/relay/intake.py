@@ -26,8 +26,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-
 from fhir_iapt.consent import ConsentSource
 from fhir_iapt.errors import (
     ConfigError,
@@ -367,11 +365,11 @@ def take(
         where = result.location.render()
         if isinstance(result, Converted):
             try:
-                destination = route(settings, direction, result.bundle)
+                destination = route(settings, direction, result)
             except FhirIaptError as exc:
                 _rejected(exc, where, out)
                 continue
-            payload = orjson.dumps(result.bundle)
+            payload = result.json()  # the bytes the builder made: not parsed, not re-serialised
             messages.append(
                 NewMessage(
                     direction, destination, dedup_key(direction, result.key, payload), payload
