@@ -49,9 +49,10 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "FI001",
         "Unexpected failure",
         (
-            "General: converting one record met a failure the adapter did not foresee (a "
-            "defect, reported by exception type only); that record is rejected and the run "
-            "goes on."
+            "General: converting one record (or, in fhir-iapt validate, validating one "
+            "resource) met a failure the adapter did not foresee (a defect, reported by "
+            "exception type only); that record is rejected, or that resource reported, and "
+            "the run goes on."
         ),
     ),
     ErrorCode(

@@ -14,13 +14,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fhir_iapt.errors import FhirIaptError, Issue, Location, ReadError, operation_outcome
 
+if TYPE_CHECKING:
+    from fhir_iapt.fhir.validate import Validator
+
 UNREADABLE = "FI101"
+#: The validator met a failure it did not foresee on one resource (a defect).
+UNEXPECTED = "FI001"
 
 
 def _unreadable(path: Path, message: str, line: int | None = None) -> ReadError:
@@ -68,6 +73,23 @@ def _units(path: Path) -> Iterator[tuple[Location, Any]]:
             yield where, None
 
 
+def _validated(validator: Validator, resource: Any, where: Location) -> list[Issue]:
+    """The resource's issues; an unforeseen failure of the validator on it is its one issue
+    (the exception's type only: its text may quote the resource), and the file goes on."""
+    try:
+        return validator.validate(resource, location=where)
+    except Exception as exc:  # a defect met by one resource must not end the run
+        return [
+            Issue(
+                diagnostics=f"the validator failed unexpectedly on this resource "
+                f"({type(exc).__name__}); it is reported and validation goes on",
+                code="exception",
+                location=where,
+                error_code=UNEXPECTED,
+            )
+        ]
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
@@ -90,7 +112,7 @@ def validate(paths: tuple[Path, ...]) -> None:
                         )
                     ]
                 else:
-                    issues = validator.validate(resource, location=where)
+                    issues = _validated(validator, resource, where)
                 if has_errors(issues):
                     invalid += 1
                     click.echo(json.dumps(operation_outcome(issues), ensure_ascii=False))

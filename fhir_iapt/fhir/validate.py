@@ -100,10 +100,40 @@ def _element_info(
     return (), (), ()
 
 
+#: ``\s`` / ``\S`` as FHIR's regexes mean them (XML Schema: whitespace is space, tab, LF and CR
+#: only), inside a character class and outside one. Python's Unicode ``\s`` also takes
+#: U+00A0, U+0085, U+2028, U+2029, U+3000…, so a name holding a no-break space failed the R4
+#: ``string`` regex ``[ \r\n\t\S]+``.
+_XSD_CLASS = {"s": "\\t\\n\\r\\x20", "S": "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x21-\\U0010ffff"}
+_XSD_ALONE = {"s": "[\\t\\n\\r\\x20]", "S": "[^\\t\\n\\r\\x20]"}
+
+
+def _xsd_pattern(pattern: str) -> str:
+    """A FHIR (XML Schema style) regex in Python syntax, its whitespace escapes made explicit."""
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            table = _XSD_CLASS if in_class else _XSD_ALONE
+            out.append(table.get(escaped, pattern[index : index + 2]))
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
 @cache
 def _regex(type_code: str) -> re.Pattern[str] | None:
     pattern = r4_plan()["regex"].get(type_code)
-    return re.compile(pattern) if pattern else None
+    return re.compile(_xsd_pattern(pattern)) if pattern else None
 
 
 def _has_value(inputs: list[Any]) -> bool:
@@ -217,16 +247,21 @@ class Validator:
     def applicable_profiles(self, resource: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         """``(profiles to check, claimed profiles not known here)`` for a resource."""
         rtype = str(resource.get("resourceType"))
-        claimed = (resource.get("meta") or {}).get("profile") or []
+        # A meta or meta.profile of the wrong JSON type claims nothing here: the R4 walk reports
+        # it at meta / meta.profile[i] (and a value that is not a URL is not quoted back).
+        meta = resource.get("meta")
+        claimed = meta.get("profile") if isinstance(meta, Mapping) else None
         urls: list[str] = []
         unknown: list[str] = []
         for raw in claimed if isinstance(claimed, list) else []:
-            url = str(raw).split("|", 1)[0]
+            if not isinstance(raw, str):
+                continue
+            url = raw.split("|", 1)[0]
             sd = self.profiles.structure_definition(url)
             if url == R4_BASE + rtype:
                 continue
             if sd is None or sd.get("type") != rtype:
-                unknown.append(str(raw))
+                unknown.append(raw)
             elif url not in urls:
                 urls.append(url)
         if self.by_type:
