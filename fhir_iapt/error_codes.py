@@ -91,6 +91,16 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         ),
     ),
     ErrorCode(
+        "FI105",
+        "Input limit exceeded",
+        (
+            "Read: a record is past the field-length or line-length limit (see the README's "
+            "Limits); it is skipped without being read whole and reading goes on with the "
+            "next record, or stops where the input cannot be followed past it (one JSON "
+            "token longer than the line length, an XML ancestor's attribute)."
+        ),
+    ),
+    ErrorCode(
         "FI110",
         "Consent register row invalid",
         (
@@ -527,6 +537,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         (
             "Config: the files or folders given to push do not exist, hold nothing to push, "
             "or none were given."
+        ),
+    ),
+    ErrorCode(
+        "FI805",
+        "Input limit setting invalid",
+        (
+            "Config: an input limit (a FHIR_IAPT_MAX_* environment variable, a convert "
+            "--max-* option or a Limits value) is not a whole number in its range."
         ),
     ),
     ErrorCode(

@@ -156,7 +156,9 @@ INTERNAL_SIGNALS = {
     "fhir_iapt.mapping._types.Invalid",
     "fhir_iapt.mapping._tables.TableProblem",
     "fhir_iapt.relay.settings._NotJson",
+    "fhir_iapt.sources._csv._RowTooLong",
     "fhir_iapt.sources._json.TooDeep",
+    "fhir_iapt.sources._json.TooLong",
     "fhir_iapt.sources._json.TooManyDigits",
 }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,8 +20,9 @@ from fhir_iapt.cli._run import (
     layout_options,
     write_results,
 )
-from fhir_iapt.errors import MappingError
+from fhir_iapt.errors import ConfigError, MappingError
 from fhir_iapt.fhir.options import BuildOptions
+from fhir_iapt.limits import ENV_VARS, Limits
 from fhir_iapt.mapping import load_mapping
 from fhir_iapt.pipeline import ReadProgress, Validation, convert_files
 
@@ -34,6 +38,24 @@ from fhir_iapt.pipeline import ReadProgress, Validation, convert_files
     help="A bundled mapping name (diabetes-csv, respiratory-xml, cardiac-json) or a YAML path.",
 )
 @layout_options
+@click.option(
+    "--max-depth", type=int, help=f"Nesting depth limit (default: ${ENV_VARS['max_depth']} or 100)."
+)
+@click.option(
+    "--max-field-chars",
+    type=int,
+    help=f"Characters in one value (default: ${ENV_VARS['max_field_chars']} or 131072).",
+)
+@click.option(
+    "--max-line-bytes",
+    type=int,
+    help=f"Bytes in one line or record (default: ${ENV_VARS['max_line_bytes']} or 1048576).",
+)
+@click.option(
+    "--max-number-digits",
+    type=int,
+    help=f"Digits in one number (default: ${ENV_VARS['max_number_digits']} or 1000).",
+)
 def convert(
     inputs: tuple[Path, ...],
     mapping_ref: str,
@@ -43,12 +65,68 @@ def convert(
     workers: int,
     validation: Validation,
     request_method: str,
+    max_depth: int | None,
+    max_field_chars: int | None,
+    max_line_bytes: int | None,
+    max_number_digits: int | None,
 ) -> NoReturn:
     """Convert clinic export files (CSV, JSON or XML) to FHIR referral bundles.
 
     Writes the bundles, rejects.ndjson (one OperationOutcome per rejected record) and
     summary.json into OUT. Exit status: 0 nothing rejected, 1 some rejected, 2 usage error.
+    The input limits (see the README's Limits) come from the --max-* options, else the
+    FHIR_IAPT_MAX_* environment variables, else their defaults.
     """
+    given = {
+        "max_depth": max_depth,
+        "max_field_chars": max_field_chars,
+        "max_line_bytes": max_line_bytes,
+        "max_number_digits": max_number_digits,
+    }
+    with _limits_in_env({k: v for k, v in given.items() if v is not None}):
+        _convert(
+            inputs, mapping_ref, out_dir, layout, output_format, workers, validation, request_method
+        )
+
+
+@contextmanager
+def _limits_in_env(options: dict[str, int]) -> Iterator[None]:
+    """Put the --max-* options in this process's environment, where the readers (and any
+    --workers processes) read the limits, for the length of the command; exit 2 with an
+    OperationOutcome for a bad value."""
+    saved = {name: os.environ.get(ENV_VARS[name]) for name in options}
+    try:
+        Limits.from_env()  # a bad variable is a usage error before anything is read
+        for name, value in options.items():
+            Limits(**{name: value})
+            os.environ[ENV_VARS[name]] = str(value)
+    except ConfigError as exc:
+        _restore(saved)
+        fail_usage(exc)
+    try:
+        yield
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(ENV_VARS[name], None)
+        else:
+            os.environ[ENV_VARS[name]] = value
+
+
+def _convert(
+    inputs: tuple[Path, ...],
+    mapping_ref: str,
+    out_dir: Path,
+    layout: Layout,
+    output_format: OutputFormat,
+    workers: int,
+    validation: Validation,
+    request_method: str,
+) -> NoReturn:
     try:
         mapping = load_mapping(mapping_ref)
     except MappingError as exc:

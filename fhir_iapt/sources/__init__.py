@@ -9,6 +9,11 @@ ReadError locating it, after the records already read. Error codes::
     FI102  the header is missing columns the mapping reads, or is empty or duplicated
     FI103  the bytes are not UTF-8
     FI104  the file is cut short or broken beyond that point (XML / JSON array)
+    FI105  a record is past the field- or line-length limit (skipped; the next one is read)
+
+The input limits (nesting depth, field length, line length, digits) are
+:class:`fhir_iapt.limits.Limits`: the ``FHIR_IAPT_MAX_*`` environment variables over the
+defaults, read when a reader starts, unless ``limits`` is given.
 
 For worker processes, :func:`portable` / :func:`revive` carry a record across a pickle (XML
 records as bytes, with their ancestors' attributes and source lines kept).
@@ -20,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, Literal
 
 from fhir_iapt.errors import ReadError
+from fhir_iapt.limits import Limits, current
 from fhir_iapt.sources._portable import PortableXml, portable, revive
 from fhir_iapt.sources._record import SourceRecord
 
@@ -33,31 +39,34 @@ def read_records(
     name: str,
     fmt: SourceFormat,
     options: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield the records of ``stream`` (binary) in order; ``name`` is the file name for locations.
 
     ``options`` come from a mapping's ``input:`` section: csv ``delimiter``, ``quotechar``,
     ``required_columns``; json ``layout`` (``auto``/``array``/``ndjson``); xml ``record`` (the
     absolute path of the record elements, e.g. ``/RespiratoryClinicExport/Visit``); fhir (FHIR
-    JSON resources: one, a Bundle, an array or NDJSON) takes none.
+    JSON resources: one, a Bundle, an array or NDJSON) takes none. ``limits`` defaults to
+    :func:`fhir_iapt.limits.current` (raises ConfigError, FI805, for a bad variable).
     """
     opts: Mapping[str, Any] = options or {}
+    bounds = limits if limits is not None else current()
     if fmt == "csv":
         from fhir_iapt.sources._csv import read_csv
 
-        return read_csv(stream, name=name, options=opts)
+        return read_csv(stream, name=name, options=opts, limits=bounds)
     if fmt == "json":
         from fhir_iapt.sources._json import read_json
 
-        return read_json(stream, name=name, options=opts)
+        return read_json(stream, name=name, options=opts, limits=bounds)
     if fmt == "xml":
         from fhir_iapt.sources._xml import read_xml
 
-        return read_xml(stream, name=name, options=opts)
+        return read_xml(stream, name=name, options=opts, limits=bounds)
     if fmt == "fhir":
         from fhir_iapt.sources._fhir import read_fhir
 
-        return read_fhir(stream, name=name, options=opts)
+        return read_fhir(stream, name=name, options=opts, limits=bounds)
     raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 

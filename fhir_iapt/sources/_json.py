@@ -4,6 +4,17 @@
 byte-order mark): ``[`` means an array, anything else NDJSON. Numbers with a fraction become
 :class:`~decimal.Decimal` in both layouts. Parser messages are reduced to their first line: the
 parser would otherwise quote the input (patient data) back.
+
+The input limits (:mod:`fhir_iapt.limits`) hold in both layouts. A record past the field or
+line length is rejected (FI105) and the next one read: an NDJSON line past the line length is
+skipped to its newline without being held, an array item stops being built once it passes it
+(the parser reads on to the item's end; only a single token or gap past the limit, which the
+parser would have to hold whole, stops reading). Nesting and digits as before: FI101 for an
+NDJSON line, FI104 (reading stops) in an array. A ``\\u`` escape of a lone UTF-16 surrogate
+(``"\\ud800"``: valid JSON, but not Unicode text, so no writer could write it) rejects its
+record (FI101): in an array the guard below replaces the escape by ``\\uffff`` before ijson sees
+it (ijson would turn a lone high surrogate into ``?`` silently, and die on a lone low one), and
+the string holding it marks its item refused.
 """
 
 from __future__ import annotations
@@ -11,84 +22,250 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, BinaryIO, NoReturn
 
 import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
-from fhir_iapt.limits import MAX_DEPTH, MAX_NUMBER_DIGITS
-from fhir_iapt.sources._record import SourceRecord, read_error
+from fhir_iapt.limits import DEFAULT_LIMITS, ENV_VARS, Limits
+from fhir_iapt.sources._record import OVER_LIMIT, SourceRecord, at_field, field_name, read_error
 
 BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
+_READ = 65536
 
 
 class TooManyDigits(Exception):
-    """Raised from a guarded read: a run of digits longer than ``MAX_NUMBER_DIGITS``."""
+    """Raised from a guarded read: a run of digits longer than ``max_number_digits``."""
 
 
 class TooDeep(Exception):
-    """Raised by :func:`events`: arrays and objects nested deeper than ``MAX_DEPTH``."""
+    """Raised by :func:`events`: arrays and objects nested deeper than ``max_depth``."""
+
+
+class TooLong(Exception):
+    """Raised from a guarded read: more than ``max_line_bytes`` without a parser event (one
+    token the parser would have to hold whole, or a gap of white space)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why one record is refused, found while parsing it (the parser reads on)."""
+
+    message: str
+    code: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An item :func:`build_items` did not build, and why."""
+
+    problem: Problem
 
 
 _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
+_TEXT = frozenset({"string", "map_key"})
+#: The character a lone surrogate escape is replaced by (a noncharacter: never in an export).
+LONE_MARK = "\uffff"
 
 
-def events(stream: Any) -> Iterator[tuple[str, Any, int]]:
+def lone_surrogate(where: str) -> Problem:
+    return Problem(
+        f"{where} holds a \\u escape of a lone UTF-16 surrogate, which is not Unicode text",
+        "FI101",
+    )
+
+
+def field_too_long(limits: Limits, field: object) -> Problem:
+    return Problem(
+        f"a value is longer than {limits.max_field_chars:,} characters (the field-length "
+        f"limit, {ENV_VARS['max_field_chars']})",
+        OVER_LIMIT,
+        field_name(field),
+    )
+
+
+def record_too_long(limits: Limits, what: str) -> Problem:
+    return Problem(
+        f"{what} is longer than {limits.max_line_bytes:,} bytes (the line-length limit, "
+        f"{ENV_VARS['max_line_bytes']}); it is skipped",
+        OVER_LIMIT,
+    )
+
+
+def events(guard: Guard) -> Iterator[tuple[str, Any, int]]:
     """``(event, value, depth)`` of one JSON text, numbers as Decimal/int, in time and memory
     linear in the input: ijson's ``basic_parse`` (no path prefixes, which cost O(depth) per
-    event), digit runs checked before parsing, nesting past ``MAX_DEPTH`` refused (TooDeep).
-    ``depth`` counts the containers open after the event (a ``start_map`` of the top object
-    has depth 1, its ``end_map`` depth 0)."""
+    event) over ``guard`` (digit runs, lone surrogates and gaps checked before parsing),
+    nesting past ``max_depth`` refused (TooDeep). ``depth`` counts the containers open after
+    the event (a ``start_map`` of the top object has depth 1, its ``end_map`` depth 0).
+
+    A value past ``max_field_chars``, or holding a replaced lone surrogate, is preceded by an
+    ``("invalid", Problem, depth)`` event: the consumer refuses the record holding it."""
+    limits = guard.limits
+    max_depth = limits.max_depth
+    max_field = limits.max_field_chars
     depth = 0
-    for event, value in ijson.basic_parse(DigitGuard(stream), use_float=False):
+    key: Any = None
+    for event, value in ijson.basic_parse(guard, use_float=False):
+        guard.mark = guard.position
         if event in _OPEN:
             depth += 1
-            if depth > MAX_DEPTH:
+            if depth > max_depth:
                 raise TooDeep
         elif event in _CLOSE:
             depth -= 1
+        elif event in _TEXT:
+            if len(value) > max_field:
+                yield "invalid", field_too_long(limits, key if event == "string" else None), depth
+            elif guard.lone and LONE_MARK in value:
+                where = lone_surrogate("the record")
+                yield "invalid", Problem(where.message, where.code, field_name(key)), depth
+            if event == "map_key":
+                key = value
         yield event, value, depth
 
 
-def build_items(stream: Any, level: int) -> Iterator[Any]:
+class ItemBuilder:
+    """Builds one item (array item, Bundle entry) from its events, or notes why it is refused:
+    a problem event inside it, or its bytes passing the line-length limit (then it stops being
+    built, so memory stays bounded, and the parser reads on to its end)."""
+
+    def __init__(self, guard: Guard, event: str, value: Any, *, what: str) -> None:
+        self._guard = guard
+        self._start = guard.position
+        self._what = what
+        self.problem: Problem | None = None
+        self._builder: Any = ijson.ObjectBuilder()
+        self._builder.event(event, value)
+
+    def feed(self, event: str, value: Any) -> None:
+        if self.problem is not None:
+            return
+        if event == "invalid":
+            self.problem, self._builder = value, None
+            return
+        if self._guard.position - self._start > self._guard.span_limit:
+            self.problem = record_too_long(self._guard.limits, self._what)
+            self._builder = None
+            return
+        self._builder.event(event, value)
+
+    def result(self) -> Any:
+        """The item's value, or :class:`Refused`."""
+        return Refused(self.problem) if self.problem is not None else self._builder.value
+
+
+def build_items(guard: Guard, level: int, *, what: str = "the array item") -> Iterator[Any]:
     """Every value whose container opens at ``level`` (1: a top-level array's items), built
-    one at a time (constant memory between them)."""
-    builder: Any = None
-    for event, value, depth in events(stream):
-        if builder is not None:
-            builder.event(event, value)
-            if depth == level:  # the item's own container just closed
-                yield builder.value
-                builder = None
+    one at a time (constant memory between them); a refused one as :class:`Refused`."""
+    item: ItemBuilder | None = None
+    problem: Problem | None = None  # for a scalar item at ``level``
+    for event, value, depth in events(guard):
+        if item is not None:
+            item.feed(event, value)
+            if depth == level and event in _CLOSE:  # the item's own container just closed
+                yield item.result()
+                item = None
         elif depth == level + 1 and event in _OPEN:
-            builder = ijson.ObjectBuilder()
-            builder.event(event, value)
-        elif depth == level and event not in _OPEN and event not in _CLOSE and (event != "map_key"):
-            yield value  # a scalar item
+            item = ItemBuilder(guard, event, value, what=what)
+        elif depth == level and event == "invalid":
+            problem = value
+        elif depth == level and event not in _OPEN and event not in _CLOSE and event != "map_key":
+            yield Refused(problem) if problem is not None else value  # a scalar item
+            problem = None
 
 
 _DIGITS = b"0123456789"
-_LONG_DIGITS = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
+#: Any \u escape of a UTF-16 surrogate (paired or not): the cheap test before the exact one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: A \u escape (not itself escaped: an even run of backslashes before it) of a high surrogate
+#: not followed by a low one, or of a low surrogate not preceded by a high one; group 1 is the
+#: escape.
+_LONE = re.compile(
+    rb"(?<!\\)(?:\\\\)*"
+    rb"(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+#: Bytes kept back at the end of a read when they may hold the start of an escape.
+_HOLD = 12
 
 
-class DigitGuard:
-    """A read()-able stream that refuses a digit run past the limit before a parser sees it
-    (a run split across two reads is still seen whole: its tail is carried)."""
+@lru_cache(maxsize=8)
+def long_digits(limit: int) -> re.Pattern[bytes]:
+    """A run of more than ``limit`` digits."""
+    return re.compile(rb"[0-9]{%d,}" % (limit + 1))
 
-    def __init__(self, inner: Any) -> None:
+
+class Guard:
+    """A read()-able stream over ``inner`` that checks bytes before a parser sees them: a digit
+    run past the limit (TooManyDigits, seen whole across reads), more than the line length
+    without a parser event (TooLong; :func:`events` sets ``mark``), and lone surrogate escapes
+    (replaced by ``\\uffff``, counted in ``lone``). ``position`` counts the bytes handed on."""
+
+    def __init__(self, inner: Any, limits: Limits = DEFAULT_LIMITS) -> None:
         self._inner = inner
-        self._carry = b""
+        self.limits = limits
+        self._long_digits = long_digits(limits.max_number_digits)
+        self._gap = limits.max_line_bytes
+        # reads of an eighth of the line length, so a record's span is known to within that
+        self._read = max(64, min(_READ, limits.max_line_bytes // 8))
+        #: a record is refused when its measured span passes this (never one within the
+        #: limit: the measure can overstate a span by one read)
+        self.span_limit = limits.max_line_bytes + self._read
+        self._digit_tail = b""
+        self._held = b""
+        self._context = b""
+        self.position = 0
+        self.mark = 0
+        self.lone = 0
 
     def read(self, size: int = -1) -> bytes:
-        chunk: bytes = self._inner.read(size)
-        probe = self._carry + chunk
-        if _LONG_DIGITS.search(probe):
-            raise TooManyDigits
-        self._carry = probe[len(probe.rstrip(_DIGITS)) :]
-        return chunk
+        if size == 0:
+            return b""
+        want = self._read if size < 0 else min(size, self._read)
+        while True:
+            chunk: bytes = self._inner.read(want)
+            if chunk:
+                scan = self._digit_tail + chunk
+                if self._long_digits.search(scan):
+                    raise TooManyDigits
+                self._digit_tail = scan[len(scan.rstrip(_DIGITS)) :]
+            out = self._surrogates(chunk, eof=not chunk)
+            if out or not chunk:
+                if self.position - self.mark > self._gap:
+                    raise TooLong
+                self.position += len(out)
+                return out
+
+    def _surrogates(self, chunk: bytes, *, eof: bool) -> bytes:
+        pending = self._held + chunk if self._held else chunk
+        if not _SURROGATE_ESCAPE.search(pending) and (eof or b"\\" not in pending[-_HOLD:]):
+            self._held = b""
+            self._context = (self._context + pending)[-6:]
+            return pending
+        cut = len(pending)
+        if not eof:
+            cut = max(len(pending) - _HOLD, 0)
+            while cut > 0 and pending[cut - 1] == 0x5C:  # never split a run of backslashes
+                cut -= 1
+        base = len(self._context)
+        text = self._context + pending
+        buffer = bytearray(pending)
+        for match in _LONE.finditer(text, base):
+            if match.start() >= base + cut:
+                break
+            buffer[match.start(1) - base : match.end(1) - base] = b"\\uffff"
+            self.lone += 1
+        out = bytes(buffer[:cut])
+        self._held = bytes(buffer[cut:])
+        self._context = (self._context + out)[-6:]
+        return out
 
 
 class Prefixed:
@@ -133,7 +310,11 @@ def peek(stream: BinaryIO) -> tuple[bytes, int | None]:
 
 
 def read_json(
-    stream: BinaryIO, *, name: str, options: Mapping[str, Any]
+    stream: BinaryIO,
+    *,
+    name: str,
+    options: Mapping[str, Any],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield one :class:`SourceRecord` per JSON object, or a ReadError value."""
     layout = str(options.get("layout", "auto"))
@@ -142,9 +323,9 @@ def read_json(
         return
     if layout == "array" or (layout == "auto" and first == ord("[")):
         body = head[3:] if head.startswith(BOM) else head
-        yield from _array(Prefixed(body, stream), name=name)
+        yield from _array(Prefixed(body, stream), name=name, limits=limits)
     else:
-        yield from _ndjson(Prefixed(head, stream), name=name)
+        yield from _ndjson(Prefixed(head, stream), name=name, limits=limits)
 
 
 def first_line(exc: BaseException) -> str:
@@ -154,9 +335,33 @@ def first_line(exc: BaseException) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
-def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
+def stopped(exc: BaseException, limits: Limits, what: str) -> tuple[str, str] | None:
+    """The message and code for a guard's signal that ends reading ``what`` ("the JSON array",
+    "the JSON document"), or None for any other exception."""
+    if isinstance(exc, TooDeep):
+        return (
+            f"{what} nests arrays or objects deeper than {limits.max_depth} (the depth limit, "
+            f"{ENV_VARS['max_depth']}); reading stops here",
+            "FI104",
+        )
+    if isinstance(exc, TooManyDigits):
+        return (
+            f"{what} holds a number of more than {limits.max_number_digits} digits (the digits "
+            f"limit, {ENV_VARS['max_number_digits']}); reading stops here",
+            "FI104",
+        )
+    if isinstance(exc, TooLong):
+        return (
+            f"{what} holds more than {limits.max_line_bytes:,} bytes without a complete value "
+            f"(the line-length limit, {ENV_VARS['max_line_bytes']}); reading stops here",
+            OVER_LIMIT,
+        )
+    return None
+
+
+def _array(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRecord | ReadError]:
     index = 0
-    items = build_items(stream, 1)
+    items = build_items(Guard(stream, limits), 1)
     while True:
         at = Location(file=name, row=index + 1, element=f"$[{index}]")
         try:
@@ -173,21 +378,10 @@ def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]
                 message, code = f"the JSON array is broken ({reason}); reading stops here", "FI104"
             yield read_error(message, at, error_code=code)
             return
-        except TooDeep:
-            yield read_error(
-                f"the JSON array nests arrays or objects deeper than {MAX_DEPTH}; reading stops "
-                "here",
-                at,
-                error_code="FI104",
-            )
-            return
-        except TooManyDigits:
-            yield read_error(
-                f"the JSON array holds a number of more than {MAX_NUMBER_DIGITS} digits; reading "
-                "stops here",
-                at,
-                error_code="FI104",
-            )
+        except (TooDeep, TooManyDigits, TooLong) as exc:
+            signal = stopped(exc, limits, "the JSON array")
+            assert signal is not None
+            yield read_error(signal[0], at, error_code=signal[1])
             return
         except UnicodeDecodeError:  # the C backend's decoder, for bytes such as ED A0 80
             yield read_error("the bytes are not UTF-8; reading stops here", at, error_code="FI103")
@@ -203,7 +397,11 @@ def _array(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]
             )
             return
         index += 1
-        if isinstance(item, dict):
+        if isinstance(item, Refused):
+            problem = item.problem
+            message = problem.message.replace("the record", "the array item", 1)
+            yield read_error(message, at_field(at, problem.field), error_code=problem.code)
+        elif isinstance(item, dict):
             yield SourceRecord(item, at)
         else:
             yield read_error(
@@ -232,28 +430,53 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(name)
 
 
-def _lines(stream: Prefixed) -> Iterator[bytes]:
-    """Lines ending at ``\\n`` only (NDJSON), in time linear in the input however long a line."""
+class Overlong:
+    """What :func:`lines` yields for a line past the limit: it was skipped, never held."""
+
+
+OVERLONG = Overlong()
+
+
+def lines(stream: Any, limit: int) -> Iterator[bytes | Overlong]:
+    """Lines ending at ``\\n`` only (NDJSON), in time linear in the input however long a line;
+    a line longer than ``limit`` bytes is read past without being held (:data:`OVERLONG`)."""
     parts: list[bytes] = []  # the pieces of a line not yet ended, joined once when it ends
+    held = 0  # their length
+    skipping = False
     while True:
-        chunk = stream.read(65536)
+        chunk = stream.read(_READ)
         if not chunk:
-            if parts:
+            if skipping:
+                yield OVERLONG
+            elif parts:
                 yield b"".join(parts)
             return
         start = 0
         while (cut := chunk.find(b"\n", start)) >= 0:
-            parts.append(chunk[start:cut])
-            yield b"".join(parts)
-            parts = []
+            if skipping or held + cut - start > limit:
+                yield OVERLONG
+            else:
+                parts.append(chunk[start:cut])
+                yield b"".join(parts)
+            parts, held, skipping = [], 0, False
             start = cut + 1
-        if start < len(chunk):
+        if start < len(chunk) and not skipping:
             parts.append(chunk[start:])
+            held += len(chunk) - start
+            if held > limit:
+                parts, held, skipping = [], 0, True
 
 
-def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError]:
+def _ndjson(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRecord | ReadError]:
     row = 0
-    for line_number, raw in enumerate(_lines(stream), start=1):
+    digits = long_digits(limits.max_number_digits)
+    for line_number, raw in enumerate(lines(stream, limits.max_line_bytes), start=1):
+        if isinstance(raw, Overlong):
+            row += 1
+            at = Location(file=name, row=row, line=line_number)
+            skipped = record_too_long(limits, "the line")
+            yield read_error(skipped.message, at, error_code=skipped.code)
+            continue
         data = raw[3:] if line_number == 1 and raw.startswith(BOM) else raw
         if not data.strip():
             continue
@@ -264,6 +487,14 @@ def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
         except UnicodeDecodeError:
             yield read_error("the bytes are not UTF-8; reading stops here", at, error_code="FI103")
             return
+        if digits.search(data):
+            yield read_error(
+                f"the line holds a number of more than {limits.max_number_digits} digits (the "
+                f"digits limit, {ENV_VARS['max_number_digits']})",
+                at,
+                error_code="FI101",
+            )
+            continue
         try:
             value = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
@@ -287,7 +518,10 @@ def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
                 "the line nests JSON arrays or objects too deeply to read", at, error_code="FI101"
             )
             continue
-        if isinstance(value, dict):
+        problem = check_value(value, data, limits, "the line")
+        if problem is not None:
+            yield read_error(problem.message, at_field(at, problem.field), error_code=problem.code)
+        elif isinstance(value, dict):
             yield SourceRecord(value, at)
         else:
             yield read_error(
@@ -295,16 +529,83 @@ def _ndjson(stream: Prefixed, *, name: str) -> Iterator[SourceRecord | ReadError
             )
 
 
+def check_value(value: Any, raw: bytes, limits: Limits, what: str) -> Problem | None:
+    """The first limit a decoded JSON value (from ``raw``) breaks, or a lone surrogate in it.
+
+    Cheap tests on the raw bytes first (its length, its brackets, any surrogate escape), so a
+    typical record is never walked."""
+    deep = raw.count(b"[") + raw.count(b"{") > limits.max_depth
+    long = len(raw) > limits.max_field_chars
+    surrogate = _SURROGATE_ESCAPE.search(raw) is not None
+    if not (deep or long or surrogate):
+        return None
+    stack: list[tuple[Any, int, Any]] = [(value, 1, None)]
+    while stack:
+        item, depth, key = stack.pop()
+        if isinstance(item, str):
+            if len(item) > limits.max_field_chars:
+                return field_too_long(limits, key)
+            if surrogate and not _is_text(item):
+                where = lone_surrogate(what)
+                return Problem(where.message, where.code, field_name(key))
+            continue
+        if isinstance(item, dict):
+            children: Any = item.items()
+        elif isinstance(item, list):
+            children = ((key, child) for child in item)
+        else:
+            continue
+        if depth > limits.max_depth:
+            return Problem(
+                f"{what} nests JSON arrays or objects deeper than {limits.max_depth} (the depth "
+                f"limit, {ENV_VARS['max_depth']})",
+                "FI101",
+            )
+        for child_key, child in children:
+            if isinstance(item, dict):
+                if len(child_key) > limits.max_field_chars:
+                    return field_too_long(limits, None)
+                if surrogate and not _is_text(child_key):
+                    return lone_surrogate(what)
+            stack.append((child, depth + 1, child_key))
+    return None
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text (no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 __all__ = [
     "BOM",
-    "DigitGuard",
+    "LONE_MARK",
+    "OVERLONG",
+    "Guard",
+    "ItemBuilder",
+    "Overlong",
     "Prefixed",
+    "Problem",
+    "Refused",
     "TooDeep",
+    "TooLong",
     "TooManyDigits",
     "build_items",
+    "check_value",
     "events",
+    "field_too_long",
     "first_line",
     "json_kind",
+    "lines",
+    "lone_surrogate",
+    "long_digits",
     "peek",
     "read_json",
+    "record_too_long",
+    "stopped",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from fhir_iapt.errors import Location, ReadError
+
+#: A record that passes an input limit (field or line length): see :mod:`fhir_iapt.limits`.
+OVER_LIMIT: Final = "FI105"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,4 +32,21 @@ def read_error(message: str, location: Location, *, error_code: str = "FI100") -
     return ReadError(message, location=location, error_code=error_code)
 
 
-__all__ = ["SourceRecord", "read_error"]
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def field_name(name: object) -> str | None:
+    """``name`` (a CSV header, JSON key, XML tag or attribute) when it looks like a field name,
+    else None: a key in hostile input could be a patient value, and messages never hold one."""
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        return name
+    return None
+
+
+def at_field(location: Location, name: object) -> Location:
+    """``location`` naming the field ``name`` when it looks like a field name."""
+    shown = field_name(name)
+    return location.with_field(shown) if shown else location
+
+
+__all__ = ["OVER_LIMIT", "SourceRecord", "at_field", "field_name", "read_error"]

@@ -11,6 +11,13 @@ No entity is resolved, no DTD loaded, no network used, no huge-tree mode: an exp
 the reader fetch a file or expand entities. A document with a DOCTYPE is refused outright
 (libxml2 expands internal-subset entities even with entity resolution off). Parser messages
 are never passed on: only the kind of error (from libxml2's code) and its line.
+
+Limits (:mod:`fhir_iapt.limits`): elements nested past the depth limit end reading (FI104); a
+record element whose bytes pass the line length is emptied as it is parsed (its descendants
+dropped as they end, so memory stays flat) and rejected (FI105), and the next record is read;
+an attribute value or text past the field length rejects its record, naming the attribute or
+element. (libxml2 itself, outside huge-tree mode, refuses a text node of 10,000,000 bytes and
+nesting past 256.)
 """
 
 from __future__ import annotations
@@ -21,7 +28,13 @@ from typing import Any, BinaryIO
 from lxml import etree
 
 from fhir_iapt.errors import Location, ReadError
-from fhir_iapt.sources._record import SourceRecord, read_error
+from fhir_iapt.limits import DEFAULT_LIMITS, ENV_VARS, Limits
+from fhir_iapt.sources._record import (
+    OVER_LIMIT,
+    SourceRecord,
+    field_name,
+    read_error,
+)
 
 
 def record_path_tags(path: str) -> tuple[str, ...]:
@@ -74,15 +87,64 @@ def _detach(element: Any) -> Any:
     return element
 
 
+class _Counted:
+    """A read()-able stream counting the bytes read (``position``), in reads of at most an
+    eighth of the line length so a record's span is known to within that."""
+
+    def __init__(self, inner: BinaryIO, limit: int) -> None:
+        self._inner = inner
+        self._read = max(64, min(65536, limit // 8))
+        self.position = 0
+        #: a record is refused when its measured span passes this (never one within the
+        #: limit: the measure can overstate a span by one read)
+        self.span_limit = limit + self._read
+        #: how far a measured span can understate a record's bytes
+        self.slack = self._read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(self._read if size < 0 else min(size, self._read))
+        self.position += len(data)
+        return data
+
+
+def _long_value(element: Any, limit: int) -> tuple[str | None] | None:
+    """The first attribute value or text in ``element`` longer than ``limit`` characters: a
+    1-tuple of where (``Name/@family``, ``Diagnosis``; None when a name does not look like a
+    field name), or None when there is none."""
+    for node in element.iter():
+        tag = field_name(_local(node.tag))
+        for attribute, value in node.attrib.items():
+            if len(value) > limit:
+                shown = field_name(_local(attribute))
+                return (f"{tag}/@{shown}" if tag and shown else None,)
+        if (node.text and len(node.text) > limit) or (
+            node is not element and node.tail and len(node.tail) > limit
+        ):
+            return (tag,)
+    return None
+
+
+def _drop(element: Any) -> None:
+    element.clear(keep_tail=False)
+    parent = element.getparent()
+    if parent is not None:
+        parent.remove(element)
+
+
 def read_xml(
-    stream: BinaryIO, *, name: str, options: Mapping[str, Any]
+    stream: BinaryIO,
+    *,
+    name: str,
+    options: Mapping[str, Any],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield one :class:`SourceRecord` (a detached element) per record element, or a ReadError."""
     record_path = str(options["record"])
     tags = record_path_tags(record_path)
     depth_of_record = len(tags)
+    counted = _Counted(stream, limits.max_line_bytes)
     events = etree.iterparse(
-        stream,
+        counted,
         events=("start", "end"),
         resolve_entities=False,
         no_network=True,
@@ -93,11 +155,14 @@ def read_xml(
     )
     path: list[str] = []
     count = 0
+    start = 0  # where the element at record depth began (bytes read by then)
+    over = False  # that element passed the line length: it is emptied as it is parsed
     try:
         for event, element in events:
             if event == "start":
                 path.append(_local(element.tag))
-                if len(path) == 1 and _has_doctype(element):
+                depth = len(path)
+                if depth == 1 and _has_doctype(element):
                     # libxml2 expands internal entities even with resolve_entities off: a
                     # document with a DTD is refused before any record is read
                     yield read_error(
@@ -106,16 +171,44 @@ def read_xml(
                         error_code="FI104",
                     )
                     return
-                if len(path) == 1 and path[0] != tags[0]:
+                if depth == 1 and path[0] != tags[0]:
                     yield read_error(
                         f"the root element is <{path[0]}>, expected <{tags[0]}>",
                         Location(file=name, line=element.sourceline, element=f"/{path[0]}"),
                         error_code="FI104",
                     )
                     return
+                if depth > limits.max_depth:
+                    yield read_error(
+                        f"the XML nests elements deeper than {limits.max_depth} (the depth "
+                        f"limit, {ENV_VARS['max_depth']}); reading stops here",
+                        Location(file=name, row=count + 1, line=element.sourceline),
+                        error_code="FI104",
+                    )
+                    return
+                if depth < depth_of_record and any(
+                    len(value) > limits.max_field_chars for value in element.attrib.values()
+                ):  # an ancestor's attributes are part of every record under it
+                    yield read_error(
+                        f"an attribute of <{field_name(path[-1]) or '...'}> is longer than "
+                        f"{limits.max_field_chars:,} characters (the field-length limit, "
+                        f"{ENV_VARS['max_field_chars']}); reading stops here",
+                        Location(file=name, row=count + 1, line=element.sourceline),
+                        error_code=OVER_LIMIT,
+                    )
+                    return
+                if depth == depth_of_record:
+                    start, over = counted.position, False
+                elif depth > depth_of_record and not over:
+                    over = counted.position - start > counted.span_limit
                 continue
             depth = len(path)
-            if depth == depth_of_record:
+            if depth > depth_of_record:
+                if over or counted.position - start > counted.span_limit:
+                    over = True
+                    _drop(element)  # a descendant of a record past the limit
+            elif depth == depth_of_record:
+                over = over or counted.position - start > counted.span_limit
                 if tuple(path) == tags:
                     count += 1
                     at = Location(
@@ -124,9 +217,34 @@ def read_xml(
                         line=element.sourceline,
                         element=f"{record_path}[{count}]",
                     )
-                    yield SourceRecord(_detach(element), at)
+                    # no value can be longer than the record's bytes (at most span + slack)
+                    span = counted.position - start + counted.slack
+                    long = (
+                        _long_value(element, limits.max_field_chars)
+                        if not over and span > limits.max_field_chars
+                        else None
+                    )
+                    if over:
+                        _drop(element)
+                        yield read_error(
+                            f"the record is longer than {limits.max_line_bytes:,} bytes (the "
+                            f"line-length limit, {ENV_VARS['max_line_bytes']}); it is skipped",
+                            at,
+                            error_code=OVER_LIMIT,
+                        )
+                    elif long is not None:
+                        _drop(element)
+                        yield read_error(
+                            f"a value is longer than {limits.max_field_chars:,} characters (the "
+                            f"field-length limit, {ENV_VARS['max_field_chars']})",
+                            at.with_field(long[0]) if long[0] else at,
+                            error_code=OVER_LIMIT,
+                        )
+                    else:
+                        yield SourceRecord(_detach(element), at)
                 else:
                     element.getparent().remove(element)
+                over = False
             path.pop()
     except etree.XMLSyntaxError as exc:
         reason = _syntax_reason(exc)
