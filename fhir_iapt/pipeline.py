@@ -36,9 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import orjson
+
 from fhir_iapt._data import profiles_dir
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentSource, current_register
+from fhir_iapt.emit._encode import not_json
 from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
 from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
@@ -77,17 +80,22 @@ def convert_record(
     except Exception as exc:  # a defect met by one record must not end the run
         return _unexpected(exc, record, "map")
     register = current_register(consent)  # ConfigError: nothing is decided without it
+    tree: Any = None
     try:
         decision = target.gate(canonical, register)
         key = target.key(canonical)
         if decision is not None:
             return Skipped(key, decision[0], decision[1], record.location)
-        bundle = target.build(canonical, options)
+        tree = target.build(canonical, options)
+        data = orjson.dumps(tree)
+    except orjson.JSONEncodeError:  # text JSON cannot carry (a lone surrogate): named, no value
+        error = not_json(record.location, tree, "Bundle")
+        return Rejected(error, record.location)
     except FhirIaptError as exc:
         return Rejected(exc, exc.location or record.location)
     except Exception as exc:
         return _unexpected(exc, record, "build")
-    return Converted.from_json(key, bundle, record.location, target.kind)
+    return Converted.from_json(key, data, record.location, target.kind)
 
 
 #: A record met a failure the adapter did not foresee (a defect): rejected, the run goes on.

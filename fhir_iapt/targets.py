@@ -7,9 +7,10 @@ A :class:`Target` says, for one kind of record:
 - ``gate``: whether a mapped record may become a bundle at all: the clinician's decision and the
   patient's consent. It returns None (go on) or the Skipped ``(reason, detail)``. Consent to share
   outcomes is decided by the one rule in :func:`fhir_iapt.consent.outcome_consent_gate`;
-- ``build``: the transaction Bundle for a record that passed the gate, as its JSON bytes (build
-  stage, pure; the bytes are what the CLI writes and the relay queues, and
-  :attr:`~fhir_iapt.results.Converted.bundle` parses them when a caller asks for the dict);
+- ``build``: the transaction Bundle for a record that passed the gate (build stage, pure), as a
+  tree for ``orjson.dumps``: it may hold pre-serialised parts (``orjson.Fragment``). The
+  pipeline serialises it once; those bytes are what the CLI writes and the relay queues, and
+  :attr:`~fhir_iapt.results.Converted.bundle` parses them when a caller asks for the dict;
 - ``kind``: what the bundle is (``referral`` or ``outcome``), for routing and summaries.
 
 Every builder and gate is imported directly here; :mod:`fhir_iapt.pipeline` runs them the same
@@ -23,13 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import orjson
-
 from fhir_iapt.consent import NOT_CARRIED, ConsentRegister, outcome_consent_gate, referrals_of
 from fhir_iapt.consent import nhs_number_of as _nhs_number_of
 from fhir_iapt.fhir.episode import build_outcome_bundle
 from fhir_iapt.fhir.options import BuildOptions
-from fhir_iapt.fhir.referral import referral_bundle_json
+from fhir_iapt.fhir.referral import referral_bundle_tree
 from fhir_iapt.fhir.responses import build_response_bundle
 from fhir_iapt.mapping import Mapping
 from fhir_iapt.mapping.contract import MapTarget
@@ -57,7 +56,7 @@ class Target(Generic[R]):
     kind: BundleKind
     key: Callable[[R], str]
     gate: Gate[R]
-    build: Callable[[R, BuildOptions], bytes]
+    build: Callable[[R, BuildOptions], dict[str, Any]]
 
     @property
     def name(self) -> str:
@@ -89,7 +88,7 @@ def _referral_key(record: ReferralRecord) -> str:
 
 
 REFERRAL_TARGET: Target[ReferralRecord] = Target(
-    REFERRAL, "referral", _referral_key, referral_gate, referral_bundle_json
+    REFERRAL, "referral", _referral_key, referral_gate, referral_bundle_tree
 )
 
 
@@ -115,12 +114,8 @@ def build_episode_bundle(record: EpisodeRecord, options: BuildOptions) -> dict[s
     return build_outcome_bundle(record, derive_outcome(record), options)
 
 
-def _episode_json(record: EpisodeRecord, options: BuildOptions) -> bytes:
-    return orjson.dumps(build_episode_bundle(record, options))
-
-
 EPISODE_TARGET: Target[EpisodeRecord] = Target(
-    EPISODE, "outcome", _episode_key, episode_gate, _episode_json
+    EPISODE, "outcome", _episode_key, episode_gate, build_episode_bundle
 )
 
 
@@ -141,12 +136,8 @@ def _response_key(record: ResponseRecord) -> str:
     return record.key
 
 
-def _response_json(record: ResponseRecord, options: BuildOptions) -> bytes:
-    return orjson.dumps(build_response_bundle(record, options))
-
-
 RESPONSE_TARGET: Target[ResponseRecord] = Target(
-    RESPONSE, "outcome", _response_key, response_gate, _response_json
+    RESPONSE, "outcome", _response_key, response_gate, build_response_bundle
 )
 
 

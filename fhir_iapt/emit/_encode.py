@@ -35,7 +35,7 @@ UNWRITABLE = "FI641"
 
 
 def _scalar_problem(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | float):
+    if value is None or isinstance(value, bool | float | orjson.Fragment):  # pre-serialised
         return None
     if isinstance(value, str):
         return (

@@ -323,19 +323,18 @@ def build_referral_bundle(
 
     Raises :class:`~fhir_iapt.errors.RecordError` (a :class:`~fhir_iapt.errors.ScoringError`
     for screenings) when the record cannot be expressed: the caller turns it into a rejection.
-    A plain dict of its own, parsed from :func:`referral_bundle_json` (one builder, two forms).
+    A plain dict of its own: :func:`referral_bundle_tree` serialised and parsed back (one
+    builder, two forms).
     """
-    result: dict[str, Any] = orjson.loads(referral_bundle_json(record, options))
+    result: dict[str, Any] = orjson.loads(orjson.dumps(referral_bundle_tree(record, options)))
     return result
 
 
-def referral_bundle_json(record: ReferralRecord, options: BuildOptions = DEFAULT_OPTIONS) -> bytes:
-    """:func:`build_referral_bundle` as JSON bytes (what the pipeline writes and sends)."""
-    return orjson.dumps(_assemble(record, options))
-
-
-def _assemble(record: ReferralRecord, options: BuildOptions) -> dict[str, Any]:
-    """The bundle as a dict that may hold :func:`frozen` parts: for serialising only."""
+def referral_bundle_tree(
+    record: ReferralRecord, options: BuildOptions = DEFAULT_OPTIONS
+) -> dict[str, Any]:
+    """:func:`build_referral_bundle` as a tree for ``orjson.dumps`` only: it may hold
+    :func:`~fhir_iapt.fhir.common.frozen` parts and parts shared with other bundles."""
     bundle = _Bundle(record, options)
     event_date = record.event_date
     event_day = fhir_date(event_date)
@@ -469,4 +468,4 @@ def _assemble(record: ReferralRecord, options: BuildOptions) -> dict[str, Any]:
     return transaction_bundle(bundle.own_id("Bundle"), bundle.entries)
 
 
-__all__ = ["build_referral_bundle", "referral_bundle_json"]
+__all__ = ["build_referral_bundle", "referral_bundle_tree"]
