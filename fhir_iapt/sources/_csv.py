@@ -56,6 +56,11 @@ class _Lines:
         self._row_bytes = 0
         self._row_quotes = 0
 
+    @property
+    def row_bytes(self) -> int:
+        """The bytes of the row read since :meth:`start_row`."""
+        return self._row_bytes
+
     def __iter__(self) -> _Lines:
         return self
 
@@ -289,7 +294,7 @@ def _rows(
                     error_code=OVER_LIMIT,
                 )
                 continue
-        yield SourceRecord(dict(zip(header, cells, strict=True)), at)
+        yield SourceRecord(dict(zip(header, cells, strict=True)), at, lines.row_bytes)
 
 
 __all__ = ["read_csv"]

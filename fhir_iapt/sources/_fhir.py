@@ -77,7 +77,7 @@ def read_fhir(
         )
         for item in records:
             if isinstance(item, SourceRecord) and _is_bundle(item.data):
-                yield from _entries(item.data, item.location)
+                yield from _entries(item.data, item.location, item.size)
             else:
                 yield item
         return
@@ -152,22 +152,26 @@ def _is_bundle(data: Any) -> bool:
     return isinstance(data, dict) and data.get("resourceType") == "Bundle"
 
 
-def _entries(bundle: dict[str, Any], at: Location) -> Iterator[SourceRecord | ReadError]:
+def _entries(
+    bundle: dict[str, Any], at: Location, size: int = 0
+) -> Iterator[SourceRecord | ReadError]:
+    """The entries of a Bundle read whole (``size``: its bytes, shared among them)."""
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         yield read_error(
             "Bundle.entry must be an array", replace(at, element="Bundle.entry"), error_code="FI101"
         )
         return
+    share = size // max(len(entries), 1)
     for index, item in enumerate(entries):
-        yield _entry(item, index, at)
+        yield _entry(item, index, at, share)
 
 
-def _entry(item: Any, index: int, at: Location) -> SourceRecord:
+def _entry(item: Any, index: int, at: Location, size: int = 0) -> SourceRecord:
     element = f"Bundle.entry[{index}].resource"
     where = Location(file=at.file, row=index + 1, line=at.line, element=element)
     resource = item.get("resource") if isinstance(item, dict) else None
-    return SourceRecord(resource, where)
+    return SourceRecord(resource, where, size)
 
 
 def _document(stream: Prefixed, name: str, limits: Limits) -> Iterator[SourceRecord | ReadError]:
@@ -216,9 +220,9 @@ def _document(stream: Prefixed, name: str, limits: Limits) -> Iterator[SourceRec
         return
     value = whole.value
     if _is_bundle(value):
-        yield from _entries(value, at)
+        yield from _entries(value, at, guard.position)
     elif isinstance(value, dict):
-        yield SourceRecord(value, at)
+        yield SourceRecord(value, at, guard.position)
     else:
         yield read_error(
             f"the document is a JSON {json_kind(value)}, not an object", at, error_code="FI101"
@@ -239,12 +243,13 @@ def _streamed_entries(
     entry_value_next = False
     refused: Problem | None = None
     index = 0
+    read = 0  # bytes read when the last entry was yielded
     for event, value, depth in stream_events:
         if item is not None:
             item.feed(event, value)
             if depth == 2 and event in _CLOSE:  # the entry's own container closed
-                yield _built_entry(item.result(), index, at)
-                item, index = None, index + 1
+                yield _built_entry(item.result(), index, at, guard.position - read)
+                item, index, read = None, index + 1, guard.position
             continue
         if event == "invalid":
             if depth == 2 and key == "entry":  # a scalar entry past a limit: refused below
@@ -273,9 +278,9 @@ def _streamed_entries(
             refused, index = None, index + 1
 
 
-def _built_entry(value: Any, index: int, at: Location) -> SourceRecord | ReadError:
+def _built_entry(value: Any, index: int, at: Location, size: int = 0) -> SourceRecord | ReadError:
     if not isinstance(value, Refused):
-        return _entry(value, index, at)
+        return _entry(value, index, at, size)
     where = Location(
         file=at.file, row=index + 1, line=at.line, element=f"Bundle.entry[{index}].resource"
     )

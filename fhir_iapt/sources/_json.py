@@ -361,7 +361,9 @@ def stopped(exc: BaseException, limits: Limits, what: str) -> tuple[str, str] | 
 
 def _array(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRecord | ReadError]:
     index = 0
-    items = build_items(Guard(stream, limits), 1)
+    guard = Guard(stream, limits)
+    items = build_items(guard, 1)
+    read = 0  # bytes read when the last item was yielded
     while True:
         at = Location(file=name, row=index + 1, element=f"$[{index}]")
         try:
@@ -397,12 +399,13 @@ def _array(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRec
             )
             return
         index += 1
+        size, read = guard.position - read, guard.position
         if isinstance(item, Refused):
             problem = item.problem
             message = problem.message.replace("the record", "the array item", 1)
             yield read_error(message, at_field(at, problem.field), error_code=problem.code)
         elif isinstance(item, dict):
-            yield SourceRecord(item, at)
+            yield SourceRecord(item, at, size)
         else:
             yield read_error(
                 f"the array item is a JSON {json_kind(item)}, not an object",
@@ -522,52 +525,73 @@ def _ndjson(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRe
         if problem is not None:
             yield read_error(problem.message, at_field(at, problem.field), error_code=problem.code)
         elif isinstance(value, dict):
-            yield SourceRecord(value, at)
+            yield SourceRecord(value, at, len(raw) + 1)
         else:
             yield read_error(
                 f"the line is a JSON {json_kind(value)}, not an object", at, error_code="FI101"
             )
 
 
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
+
+
+def too_deep(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text ``raw`` (already known to parse) nests arrays or objects deeper
+    than ``limit``: its strings blanked, then innermost containers removed ``limit`` times, at
+    the regex engine's speed (a wide record of many small objects is not walked)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    text = _STRING.sub(b'""', raw)
+    for _ in range(limit):
+        text, removed = _INNERMOST.subn(b"0", text)
+        if not removed:
+            return False
+    return b"[" in text or b"{" in text
+
+
+@lru_cache(maxsize=8)
+def long_string(limit: int) -> re.Pattern[bytes]:
+    """A JSON string token of more than ``limit`` units (a byte, or an escape's first two):
+    never fewer units than characters, so no match means no string is longer than ``limit``."""
+    return re.compile(rb'"(?:[^"\\]|\\.){%d,}+"' % (limit + 1))
+
+
 def check_value(value: Any, raw: bytes, limits: Limits, what: str) -> Problem | None:
     """The first limit a decoded JSON value (from ``raw``) breaks, or a lone surrogate in it.
 
-    Cheap tests on the raw bytes first (its length, its brackets, any surrogate escape), so a
-    typical record is never walked."""
-    deep = raw.count(b"[") + raw.count(b"{") > limits.max_depth
-    long = len(raw) > limits.max_field_chars
+    Tests on the raw bytes first (its length and brackets, a long string token, a surrogate
+    escape), so a record is walked only when one of them finds something."""
+    if too_deep(raw, limits.max_depth):
+        return Problem(
+            f"{what} nests JSON arrays or objects deeper than {limits.max_depth} (the depth "
+            f"limit, {ENV_VARS['max_depth']})",
+            "FI101",
+        )
+    long = len(raw) > limits.max_field_chars and bool(
+        long_string(limits.max_field_chars).search(raw)
+    )
     surrogate = _SURROGATE_ESCAPE.search(raw) is not None
-    if not (deep or long or surrogate):
+    if not (long or surrogate):
         return None
-    stack: list[tuple[Any, int, Any]] = [(value, 1, None)]
+    stack: list[tuple[Any, Any]] = [(value, None)]
     while stack:
-        item, depth, key = stack.pop()
+        item, key = stack.pop()
         if isinstance(item, str):
             if len(item) > limits.max_field_chars:
                 return field_too_long(limits, key)
             if surrogate and not _is_text(item):
                 where = lone_surrogate(what)
                 return Problem(where.message, where.code, field_name(key))
-            continue
-        if isinstance(item, dict):
-            children: Any = item.items()
-        elif isinstance(item, list):
-            children = ((key, child) for child in item)
-        else:
-            continue
-        if depth > limits.max_depth:
-            return Problem(
-                f"{what} nests JSON arrays or objects deeper than {limits.max_depth} (the depth "
-                f"limit, {ENV_VARS['max_depth']})",
-                "FI101",
-            )
-        for child_key, child in children:
-            if isinstance(item, dict):
+        elif isinstance(item, dict):
+            for child_key, child in item.items():
                 if len(child_key) > limits.max_field_chars:
                     return field_too_long(limits, None)
                 if surrogate and not _is_text(child_key):
                     return lone_surrogate(what)
-            stack.append((child, depth + 1, child_key))
+                stack.append((child, child_key))
+        elif isinstance(item, list):
+            stack.extend((child, key) for child in item)
     return None
 
 
@@ -604,8 +628,10 @@ __all__ = [
     "lines",
     "lone_surrogate",
     "long_digits",
+    "long_string",
     "peek",
     "read_json",
     "record_too_long",
     "stopped",
+    "too_deep",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from fhir_iapt.errors import Location, ReadError
@@ -20,11 +20,15 @@ class SourceRecord:
     element (XML) detached from the document: its ancestors are shallow copies (tag and
     attributes only), so absolute XPaths such as ``/Root/@clinic`` still work on it.
     ``location`` names the file, the 1-based record number (``row``), the physical line where
-    known and the record's element (XPath or JSON path).
+    known and the record's element (XPath or JSON path). ``size`` is about how many bytes of
+    the input the record was read from (0 when not measured): summed over records it is the
+    bytes read, so work can be sized by bytes (e.g. chunks of records sent to worker
+    processes), not only by count.
     """
 
     data: Any
     location: Location
+    size: int = field(default=0, compare=False)
 
 
 def read_error(message: str, location: Location, *, error_code: str = "FI100") -> ReadError:

@@ -156,6 +156,7 @@ def read_xml(
     path: list[str] = []
     count = 0
     start = 0  # where the element at record depth began (bytes read by then)
+    read = 0  # bytes read when the last record was yielded
     over = False  # that element passed the line length: it is emptied as it is parsed
     try:
         for event, element in events:
@@ -241,7 +242,8 @@ def read_xml(
                             error_code=OVER_LIMIT,
                         )
                     else:
-                        yield SourceRecord(_detach(element), at)
+                        yield SourceRecord(_detach(element), at, counted.position - read)
+                        read = counted.position
                 else:
                     element.getparent().remove(element)
                 over = False
