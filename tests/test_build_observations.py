@@ -174,3 +174,25 @@ def test_out_of_range_answer_is_a_scoring_error() -> None:
     record = sample_record(screenings=(Screening("GAD-7", (4, 0, 0, 0, 0, 0, 0)),))
     with pytest.raises(ScoringError):
         build_referral_bundle(record)
+
+
+# PHQ-9 item 10 (difficulty), a 0-3 value in the export -> the LOINC answer (DOMAIN.md, V: the
+# LHC-Forms PHQ-9): 2 is "Very difficult" LA6575-0, 3 "Extremely difficult" LA6574-3.
+@pytest.mark.parametrize(
+    ("value", "code", "display"),
+    [
+        (0, "LA6572-7", "Not difficult at all"),
+        (1, "LA6573-5", "Somewhat difficult"),
+        (2, "LA6575-0", "Very difficult"),
+        (3, "LA6574-3", "Extremely difficult"),
+    ],
+)
+def test_phq9_item10_value_is_sent_as_its_loinc_answer(value: int, code: str, display: str) -> None:
+    """A PHQ-9 item 10 value is sent as the LOINC answer code of that difficulty."""
+    screening = Screening("PHQ-9", (1,) * 9 + (value,))
+    bundle = build_referral_bundle(sample_record(context=(), screenings=(screening,)))
+    [qr] = [r for r in resources(bundle) if r["resourceType"] == "QuestionnaireResponse"]
+    [item10] = [i for i in qr["item"] if i["linkId"] == "69722-7"]
+    assert item10["answer"] == [
+        {"valueCoding": {"system": LOINC, "code": code, "display": display}}
+    ]

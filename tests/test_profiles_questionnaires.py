@@ -56,6 +56,15 @@ def test_phq9_questionnaire_follows_domain_facts() -> None:
     assert difficulty["required"] is False
     assert all("extension" not in o for o in difficulty["answerOption"])
     assert {o["valueCoding"]["system"] for o in difficulty["answerOption"]} == {"http://loinc.org"}
+    # DOMAIN.md (V, the LHC-Forms PHQ-9): LA6575-0 is "Very difficult", LA6574-3 "Extremely".
+    assert [
+        (o["valueCoding"]["code"], o["valueCoding"]["display"]) for o in difficulty["answerOption"]
+    ] == [
+        ("LA6572-7", "Not difficult at all"),
+        ("LA6573-5", "Somewhat difficult"),
+        ("LA6575-0", "Very difficult"),
+        ("LA6574-3", "Extremely difficult"),
+    ]
 
 
 def test_gad7_and_short_forms_use_domain_codes() -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from validate_helpers import PHQ9_ITEMS
 
 from fhir_iapt.errors import Location, ScoringError
 from fhir_iapt.scoring.instruments import instrument_spec, score_instrument
+from fhir_iapt.scoring.responses import read_questionnaire_response
+
+LOINC = "http://loinc.org"
 
 
 def _phq9(total: int) -> list[int | None]:
@@ -114,5 +118,58 @@ def test_answer_codes_score_from_table() -> None:
     assert [spec.answer_score(1, c) for c in ("LA6568-5", "LA6571-9", "LA18938-3")] == [0, 3, 2]
     assert spec.answer_score(1, "LA9999-9") is None
     phq9 = instrument_spec("PHQ-9")
-    assert phq9.answer_score(9, "LA6575-0") == 3
+    assert phq9.answer_score(9, "LA6575-0") == 2
     assert phq9.answer_score(9, "LA18938-3") is None
+
+
+# PHQ-9 item 10 (69722-7) answers per LOINC, as DOMAIN.md records them (V: the LHC-Forms PHQ-9
+# Questionnaire, shared/questionnaires/lforms-phq9.json): code -> (display, order 0-3).
+PHQ9_DIFFICULTY = {
+    "LA6572-7": ("Not difficult at all", 0),
+    "LA6573-5": ("Somewhat difficult", 1),
+    "LA6575-0": ("Very difficult", 2),
+    "LA6574-3": ("Extremely difficult", 3),
+}
+
+
+@pytest.mark.parametrize(("code", "display_and_order"), sorted(PHQ9_DIFFICULTY.items()))
+def test_phq9_item10_answer_codes_follow_loinc(
+    code: str, display_and_order: tuple[str, int]
+) -> None:
+    """Each PHQ-9 item 10 answer code has its LOINC display and its place in the answer order."""
+    display, order = display_and_order
+    [item10] = instrument_spec("PHQ-9").unscored_items
+    assert item10.code == "69722-7"
+    by_code = {a.code: (a.display, a.score) for a in item10.answers}
+    assert by_code[code] == (display, order)
+
+
+@pytest.mark.parametrize(("code", "display_and_order"), sorted(PHQ9_DIFFICULTY.items()))
+def test_phq9_item10_answer_code_reads_by_its_loinc_meaning(
+    code: str, display_and_order: tuple[str, int]
+) -> None:
+    """A QuestionnaireResponse's item 10 code is read by what LOINC says it means, whatever the
+    display sent with it (an answer made from our old, swapped table keeps its code's meaning)."""
+    _display, order = display_and_order
+    items = [
+        {"linkId": link, "answer": [{"valueCoding": {"system": LOINC, "code": "LA6568-5"}}]}
+        for link in PHQ9_ITEMS
+    ]
+    items.append(
+        {
+            "linkId": "69722-7",
+            "answer": [
+                {"valueCoding": {"system": LOINC, "code": code, "display": "Extremely difficult"}}
+            ],
+        }
+    )
+    qr = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "https://fhir-iapt.github.io/fhir/Questionnaire/phq-9",
+        "status": "completed",
+        "subject": {"reference": "Patient/p"},
+        "item": items,
+    }
+    scored = read_questionnaire_response(qr)
+    assert scored.score.answers[9] == order
+    assert scored.score.total == 0

@@ -25,7 +25,7 @@ from fhir_iapt.systems import LOINC, project_url, ukcore_profile
 #: R4 core extension holding an answer's numeric score (context Coding / answerOption).
 ORDINAL_VALUE_EXT = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 #: Version of the Questionnaires; bump when their content changes.
-QUESTIONNAIRE_VERSION = "1.0.0"
+QUESTIONNAIRE_VERSION = "1.1.0"
 
 
 def instrument_names() -> list[str]:
