@@ -5,9 +5,15 @@ predecessor left), one FHIR client per destination, the delivery worker, the aut
 the metrics. Routes live in :mod:`fhir_iapt.relay.routes` and read the settings through the
 :func:`get_settings` dependency (tests may override it).
 
+Intake's state (mappings, validator, shape-cache keys) is built once, behind an
+:class:`~fhir_iapt.relay.runtime.IntakeGate`: with ``[intake] warm_up`` (the default) by a task
+started with the app, retried until it succeeds, POSTs answered 503 with ``Retry-After`` and
+``/readyz`` not ready until then; without, by the first POST (the others wait for that build).
+
 Every error answer is an OperationOutcome (``application/fhir+json``): 400 malformed request,
-401/403 auth, 404, 413 body too large, 415 wrong Content-Type, 422 nothing acceptable, 500.
-Every request leaves one AuditEvent line (:mod:`fhir_iapt.relay.audit`).
+401/403 auth, 404, 413 body too large, 415 wrong Content-Type, 422 nothing acceptable, 503 not
+ready yet (with ``Retry-After``), 500. Every request leaves one AuditEvent line
+(:mod:`fhir_iapt.relay.audit`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +44,9 @@ from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.routes import router
 from fhir_iapt.relay.runtime import (
     FHIR_JSON,
+    WARM_RETRY_FIRST,
+    WARM_RETRY_MAX,
+    IntakeGate,
     RelayRuntime,
     audit_record,
     fhir_response,
@@ -205,14 +215,22 @@ def create_app(
     """Build the relay app. ``clients`` replaces the destination clients (tests inject faults);
     ``http`` is the client used to fetch a JWKS URL."""
     outbox = Outbox(settings.db_path, synchronous=settings.store.synchronous)
+    validation = Validation(
+        settings.intake.validation, ShapeCache(settings.store.data_dir / "shape-checks")
+    )
+
+    def build() -> None:
+        warm_up(settings.intake.mappings, validation)
+        freeze_heap()
+
+    gate = IntakeGate(build, on_demand=not settings.intake.warm_up)
     runtime = RelayRuntime(
         settings=settings,
         outbox=outbox,
         authenticator=Authenticator(settings.auth, http=http),
         metrics=RelayMetrics(outbox.counts),
-        validation=Validation(
-            settings.intake.validation, ShapeCache(settings.store.data_dir / "shape-checks")
-        ),
+        validation=validation,
+        gate=gate,
         consent=(
             ConsentFiles(settings.intake.consent_registers)
             if settings.intake.consent_registers
@@ -221,17 +239,13 @@ def create_app(
     )
 
     async def _warm() -> None:
-        try:
-            await asyncio.to_thread(warm_up, settings.intake.mappings, runtime.validation)
-        except Exception as exc:  # an optimisation only: the first request will pay instead
-            log_event(
-                _log,
-                logging.WARNING,
-                "warm-up failed; the first request will be slow",
-                exception=type(exc).__name__,
-            )
-        freeze_heap()
-        runtime.warm = True
+        """Build until a build succeeds; POSTs are 503 meanwhile (see IntakeGate)."""
+        delay = WARM_RETRY_FIRST
+        while not await asyncio.to_thread(gate.build):
+            gate.retry_at = time.monotonic() + delay
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WARM_RETRY_MAX)
+        gate.retry_at = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -245,11 +259,7 @@ def create_app(
         )
         worker.start()
         runtime.worker = worker
-        warming = None
-        if settings.intake.warm_up:
-            warming = asyncio.create_task(_warm())
-        else:
-            runtime.warm = True
+        warming = asyncio.create_task(_warm()) if settings.intake.warm_up else None
         try:
             yield
         finally:

@@ -13,6 +13,9 @@ route                                  scope              answer
 
 ``admin`` implies every scope. ``Idempotency-Key`` on the POSTs replays the first answer given
 to that key (by the same caller) for the same body, and refuses a different body with 422.
+Until intake's state (mappings, validator) is built, ``POST /referrals`` and ``POST /outcomes``
+answer 503 with ``Retry-After`` (:class:`~fhir_iapt.relay.runtime.IntakeGate`), and ``/readyz``
+says not ready.
 """
 
 from __future__ import annotations
@@ -233,6 +236,9 @@ async def _accept(
     settings: RelaySettings,
 ) -> Response:
     runtime = get_runtime(request)
+    gate = runtime.gate
+    if not gate.ready and not (gate.on_demand and await run_in_threadpool(gate.build)):
+        raise gate.refusal()
     body = await read_body(request, settings.limits.max_body_bytes)
     content_type = media_type(request.headers.get("content-type"))
     if not body.strip():
@@ -309,6 +315,11 @@ _POST_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": OperationOutcome, "description": "Body over the size limit"},
     415: {"model": OperationOutcome, "description": "Content-Type does not fit the mapping"},
     422: {"model": OperationOutcome, "description": "No record could be accepted"},
+    503: {
+        "model": OperationOutcome,
+        "description": "Not ready (validator being built, consent register unreadable): "
+        "retry after Retry-After seconds",
+    },
     **_ERRORS,
 }
 
@@ -425,19 +436,25 @@ async def healthz() -> dict[str, str]:
     tags=["operations"],
 )
 async def readyz(request: Request) -> Response:
+    """Ready when a POST would be taken at normal latency: the outbox answers, the worker
+    runs and intake's state is built. With ``[intake] warm_up = false`` the build is left to
+    the first POST, so readiness does not wait for it (nothing else would build it)."""
     runtime = get_runtime(request)
+    gate = runtime.gate
     store_ok = await run_in_threadpool(runtime.outbox.ping)
     worker_ok = runtime.worker is not None and runtime.worker.running
-    if store_ok and worker_ok and runtime.warm:
+    if store_ok and worker_ok and (gate.ready or gate.on_demand):
         return Response(b'{"status":"ready"}', media_type="application/json")
-    what = (
-        "the outbox does not answer"
-        if not store_ok
-        else "the delivery worker is not running"
-        if not worker_ok
-        else "warming up (building the validator)"
+    if not store_ok:
+        return outcome_response(503, "the outbox does not answer", code="transient")
+    if not worker_ok:
+        return outcome_response(503, "the delivery worker is not running", code="transient")
+    return outcome_response(
+        503,
+        gate.reason(),
+        code="transient",
+        headers={"Retry-After": str(gate.retry_after())},
     )
-    return outcome_response(503, what, code="transient")
 
 
 @router.get(
