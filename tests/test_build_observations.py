@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -116,7 +117,8 @@ INSTRUMENT_CASES = [
     ("PHQ-9", (3, 3, 2, 2, 1, 1, 0, 0, 3), 15, "phq-9", ["44261-6", "720433000"], 9),
     ("GAD-7", (0, 1, 2, 3, 0, 1, 2), 9, "gad-7", ["70274-6", "445455005"], 7),
     ("PHQ-2", (2, 1), 3, "phq-2", ["55758-7"], 2),
-    ("GAD-2", (3, 3), 6, "gad-2", ["70272-0"], 2),
+    # GAD-2: no verified total code (DOMAIN.md U; 70272-0 is the PHQ-4 total): our own code.
+    ("GAD-2", (3, 3), 6, "gad-2", ["gad2-total"], 2),
 ]
 
 
@@ -196,3 +198,19 @@ def test_phq9_item10_value_is_sent_as_its_loinc_answer(value: int, code: str, di
     assert item10["answer"] == [
         {"valueCoding": {"system": LOINC, "code": code, "display": display}}
     ]
+
+
+def test_gad2_total_is_our_own_code_not_the_phq4_total() -> None:
+    """The GAD-2 score Observation is coded gad2-total of our CodeSystem, never LOINC 70272-0."""
+    bundle = build_referral_bundle(
+        sample_record(context=(), screenings=(Screening("GAD-2", (1, 2)),))
+    )
+    [score] = [r for r in resources(bundle) if r["resourceType"] == "Observation"]
+    assert score["code"]["coding"] == [
+        {
+            "system": "https://fhir-iapt.github.io/fhir/CodeSystem/iapt-measure",
+            "code": "gad2-total",
+            "display": "Generalized anxiety disorder 2 item (GAD-2) total score",
+        }
+    ]
+    assert "70272-0" not in json.dumps(bundle)

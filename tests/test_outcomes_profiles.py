@@ -10,6 +10,7 @@ from fhir_iapt.fhir.episode import (
     IAPT_OUTCOME_SYSTEM,
     OUTCOME_DISPLAYS,
 )
+from fhir_iapt.scoring.instruments import instrument_specs
 from fhir_iapt.scoring.measures import IAPT_MEASURE_SYSTEM, outcome_rules
 
 
@@ -36,17 +37,23 @@ def test_outcome_codesystem_has_exactly_the_issue_codes() -> None:
 
 
 def test_measure_codesystem_covers_every_own_code() -> None:
-    """Every measure code of ours in measures.yaml is in CodeSystem-iapt-measure, marked
-    UNVERIFIED, with the same display."""
+    """Every code of ours in measures.yaml and instruments.yaml (totals and panels) is in
+    CodeSystem-iapt-measure, marked UNVERIFIED, with the same display."""
     cs = _load("CodeSystem-iapt-measure")
     assert cs["url"] == IAPT_MEASURE_SYSTEM
     concepts = {c["code"]: c for c in cs["concept"]}  # type: ignore[attr-defined]
+    instrument_codes = [
+        c for spec in instrument_specs().values() for c in (spec.panel, *spec.totals)
+    ]
     own = [
         c
-        for spec in outcome_rules().measures.values()
-        for c in spec.codes
+        for c in [
+            *(c for spec in outcome_rules().measures.values() for c in spec.codes),
+            *instrument_codes,
+        ]
         if c.system == IAPT_MEASURE_SYSTEM
     ]
+    assert "gad2-total" in {c.code for c in own}
     assert {c.code for c in own} == set(concepts)
     for coding in own:
         assert concepts[coding.code]["display"] == coding.display

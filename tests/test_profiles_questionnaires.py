@@ -79,6 +79,16 @@ def test_gad7_and_short_forms_use_domain_codes() -> None:
     assert [i["linkId"] for i in gad2["item"]] == GAD7_ITEMS[:2]  # type: ignore[attr-defined]
 
 
+def test_gad2_questionnaire_is_coded_with_our_own_code() -> None:
+    """GAD-2 has no verified LOINC code (70272-0 is the PHQ-4 total, DOMAIN.md): the
+    Questionnaire carries our own, UNVERIFIED gad2-total and no 70272-0 anywhere."""
+    gad2 = _shipped("Questionnaire-gad-2.json")
+    assert [(c["system"], c["code"]) for c in gad2["code"]] == [  # type: ignore[attr-defined]
+        (f"{BASE}/CodeSystem/iapt-measure", "gad2-total")
+    ]
+    assert "70272-0" not in json.dumps(gad2)
+
+
 @pytest.mark.parametrize("name", ["phq-9", "gad-7", "phq-2", "gad-2"])
 def test_questionnaire_is_valid_r4(name: str) -> None:
     """Each shipped Questionnaire passes the validator (R4 + UK Core Questionnaire)."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_iapt._data import load_table
-from fhir_iapt.systems import LOINC, project_url, ukcore_profile
+from fhir_iapt.scoring.instruments import instrument_specs
+from fhir_iapt.systems import LOINC, Coding, project_url, ukcore_profile
 
 #: R4 core extension holding an answer's numeric score (context Coding / answerOption).
 ORDINAL_VALUE_EXT = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -61,13 +62,22 @@ def _item(
     }
 
 
+def _panel_words(panel: Coding) -> str:
+    if panel.system == LOINC:
+        return f"LOINC-coded (panel {panel.code})"
+    return (
+        f"coded {panel.code} of {panel.system} (a project code, UNVERIFIED: no LOINC code "
+        "for it could be verified)"
+    )
+
+
 def build_questionnaire(name: str) -> dict[str, Any]:
     """The R4 Questionnaire for one instrument of ``instruments.yaml`` (KeyError if unknown)."""
     table = load_table("instruments")
     spec = table["instruments"][name]
     answer_sets = table["answer_sets"]
     slug = str(spec["slug"])
-    panel = spec["panel"]
+    panel = instrument_specs()[name].panel  # LOINC, or our own code (``own: true``, GAD-2)
     items = [_item(item, answer_sets[spec["answers"]], scored=True) for item in spec["items"]]
     for item in spec.get("unscored_items", ()):
         items.append(_item(item, answer_sets[item.get("answers", spec["answers"])], scored=False))
@@ -83,7 +93,7 @@ def build_questionnaire(name: str) -> dict[str, Any]:
         "subjectType": ["Patient"],
         "publisher": "fhir-iapt",
         "description": (
-            f"{spec['title']}, LOINC-coded (panel {panel['code']}); items are linked by their "
+            f"{spec['title']}, {_panel_words(panel)}; items are linked by their "
             "LOINC codes and answers carry their scores in the ordinalValue extension. "
             "Generated from mappings/tables/instruments.yaml."
         ),
@@ -91,13 +101,7 @@ def build_questionnaire(name: str) -> dict[str, Any]:
             "LOINC codes and answer lists are copyright Regenstrief Institute, Inc. and the "
             "LOINC Committee, used under the LOINC license (https://loinc.org/license/)."
         ),
-        "code": [
-            {
-                "system": str(panel["system"]),
-                "code": str(panel["code"]),
-                "display": str(panel["display"]),
-            }
-        ],
+        "code": [panel.to_fhir()],
         "item": items,
     }
 

@@ -18,7 +18,11 @@ from typing import Any
 
 from fhir_iapt._data import load_table
 from fhir_iapt.errors import Issue, Location, ScoringError
-from fhir_iapt.systems import Coding
+from fhir_iapt.systems import Coding, project_url
+
+#: Our CodeSystem for totals with no verified LOINC / SNOMED code (``own: true`` in the tables:
+#: ``profiles/CodeSystem-iapt-measure.json``), e.g. the GAD-2 total, WSAS and the ADSMs.
+IAPT_MEASURE_SYSTEM = project_url("CodeSystem", "iapt-measure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,9 @@ def _answers(table: Mapping[str, Any], name: str) -> tuple[AnswerOption, ...]:
 
 
 def _coding(raw: Mapping[str, Any]) -> Coding:
-    return Coding(system=str(raw["system"]), code=str(raw["code"]), display=raw.get("display"))
+    """A table coding; ``own: true`` means ours (:data:`IAPT_MEASURE_SYSTEM`), with no system."""
+    system = IAPT_MEASURE_SYSTEM if raw.get("own") else str(raw["system"])
+    return Coding(system=system, code=str(raw["code"]), display=raw.get("display"))
 
 
 def _spec(table: Mapping[str, Any], name: str, raw: Mapping[str, Any]) -> InstrumentSpec:
@@ -267,6 +273,7 @@ def band_for(spec: InstrumentSpec, total: int) -> str | None:
 
 
 __all__ = [
+    "IAPT_MEASURE_SYSTEM",
     "AnswerOption",
     "Band",
     "Coding",

@@ -16,11 +16,7 @@ from typing import Any
 
 from fhir_iapt._data import load_table
 from fhir_iapt.errors import MappingError
-from fhir_iapt.scoring.instruments import Coding
-from fhir_iapt.systems import project_url
-
-#: Our CodeSystem for measures with no LOINC / SNOMED code (``profiles/CodeSystem-iapt-measure``).
-IAPT_MEASURE_SYSTEM = project_url("CodeSystem", "iapt-measure")
+from fhir_iapt.scoring.instruments import IAPT_MEASURE_SYSTEM, Coding
 
 
 @dataclass(frozen=True, slots=True)
