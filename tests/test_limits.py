@@ -184,6 +184,43 @@ def test_a_questionnaire_response_string_past_the_field_length_is_rejected() -> 
     assert [r.error.error_code for r in results if isinstance(r, Rejected)] == [OVER_LIMIT]
 
 
+# --- digits -------------------------------------------------------------------------------
+
+DIGITS = "9" * (DEFAULT_LIMITS.max_number_digits + 1)
+
+
+def test_a_csv_cell_past_the_digits_limit_rejects_its_row_naming_the_column() -> None:
+    """A 1,001-digit PHQ-9 answer: FI105 naming the column (the map stage's int() raised,
+    an unforeseen FI001, and past 4,300 digits said so in its message)."""
+    plain = _example("diabetes.csv")
+    row = plain.split(b"\n")[1]
+    cells = row.split(b",")
+    header = plain.split(b"\n")[0].split(b",")
+    cells[header.index(b"phq9_q1")] = DIGITS.encode()
+    body = plain.replace(row, b",".join(cells), 1)
+    _assert_first_rejected_rest_as_before(
+        body, plain, "diabetes-csv", OVER_LIMIT, "phq9_q1", DIGITS
+    )
+
+
+def test_an_xml_value_past_the_digits_limit_rejects_its_record() -> None:
+    """A 1,001-digit answer in an XML record: FI105 naming the element; the others convert."""
+    plain = _example("respiratory.xml")
+    body = plain.replace(
+        b'<Answer item="1">2</Answer>', b'<Answer item="1">' + DIGITS.encode() + b"</Answer>", 1
+    )
+    _assert_first_rejected_rest_as_before(
+        body, plain, "respiratory-xml", OVER_LIMIT, "Answer", DIGITS
+    )
+
+
+def test_digits_at_the_limit_are_read() -> None:
+    """The digits limit is exact: a run of exactly max_number_digits digits is read."""
+    body = b"a,b\n" + DIGITS[:-1].encode() + b",1\n"
+    [first] = read_records(io.BytesIO(body), name="d.csv", fmt="csv")
+    assert isinstance(first, SourceRecord)
+
+
 # --- line length ----------------------------------------------------------------------------
 
 BIG = DEFAULT_LIMITS.max_line_bytes + DEFAULT_LIMITS.max_line_bytes // 2

@@ -21,7 +21,13 @@ from typing import Any, BinaryIO
 
 from fhir_iapt.errors import Location, ReadError
 from fhir_iapt.limits import DEFAULT_LIMITS, ENV_VARS, Limits
-from fhir_iapt.sources._record import OVER_LIMIT, SourceRecord, at_field, read_error
+from fhir_iapt.sources._record import (
+    OVER_LIMIT,
+    SourceRecord,
+    at_field,
+    long_digit_run,
+    read_error,
+)
 
 _BOM = b"\xef\xbb\xbf"
 _READ = 65536
@@ -243,6 +249,7 @@ def _rows(
     width = len(header)
     row_number = 0
     max_field = limits.max_field_chars
+    digits = long_digit_run(limits.max_number_digits)
     while True:
         start_line = lines.line + 1
         lines.start_row()
@@ -294,6 +301,15 @@ def _rows(
                     error_code=OVER_LIMIT,
                 )
                 continue
+        if digits.search("\n".join(cells)):
+            long = next(i for i, cell in enumerate(cells) if digits.search(cell))
+            yield read_error(
+                f"a value holds more than {limits.max_number_digits:,} digits in a row (the "
+                f"digits limit, {ENV_VARS['max_number_digits']})",
+                at_field(at, header[long]),
+                error_code=OVER_LIMIT,
+            )
+            continue
         yield SourceRecord(dict(zip(header, cells, strict=True)), at, lines.row_bytes)
 
 

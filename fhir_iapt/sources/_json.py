@@ -224,19 +224,31 @@ class Guard:
         self.position = 0
         self.mark = 0
         self.lone = 0
+        self._stop: Exception | None = None
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:
             return b""
+        if self._stop is not None:
+            raise self._stop
         want = self._read if size < 0 else min(size, self._read)
         while True:
             chunk: bytes = self._inner.read(want)
             if chunk:
                 scan = self._digit_tail + chunk
-                if self._long_digits.search(scan):
-                    raise TooManyDigits
+                run = self._long_digits.search(scan)
+                if run is not None:
+                    # the bytes before the run go to the parser first, so the items they
+                    # complete are still read; the next read raises
+                    cut = run.start() - len(self._digit_tail)
+                    if cut <= 0:
+                        raise TooManyDigits
+                    self._stop = TooManyDigits()
+                    chunk = chunk[:cut]
                 self._digit_tail = scan[len(scan.rstrip(_DIGITS)) :]
             out = self._surrogates(chunk, eof=not chunk)
+            if not out and self._stop is not None:
+                raise self._stop
             if out or not chunk:
                 if self.position - self.mark > self._gap:
                     raise TooLong

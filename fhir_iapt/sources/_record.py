@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 from fhir_iapt.errors import Location, ReadError
@@ -47,10 +48,24 @@ def field_name(name: object) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8)
+def long_digit_run(limit: int) -> re.Pattern[str]:
+    """A run of more than ``limit`` digits (any Unicode decimal digit: ``int()`` reads them
+    all, and refuses more than 4,300 of them)."""
+    return re.compile(rf"\d{{{limit + 1},}}")
+
+
 def at_field(location: Location, name: object) -> Location:
     """``location`` naming the field ``name`` when it looks like a field name."""
     shown = field_name(name)
     return location.with_field(shown) if shown else location
 
 
-__all__ = ["OVER_LIMIT", "SourceRecord", "at_field", "field_name", "read_error"]
+__all__ = [
+    "OVER_LIMIT",
+    "SourceRecord",
+    "at_field",
+    "field_name",
+    "long_digit_run",
+    "read_error",
+]

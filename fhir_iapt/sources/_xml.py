@@ -22,6 +22,7 @@ nesting past 256.)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
@@ -33,6 +34,7 @@ from fhir_iapt.sources._record import (
     OVER_LIMIT,
     SourceRecord,
     field_name,
+    long_digit_run,
     read_error,
 )
 
@@ -91,7 +93,7 @@ class _Counted:
     """A read()-able stream counting the bytes read (``position``), in reads of at most an
     eighth of the line length so a record's span is known to within that."""
 
-    def __init__(self, inner: BinaryIO, limit: int) -> None:
+    def __init__(self, inner: BinaryIO, limit: int, digits: int) -> None:
         self._inner = inner
         self._read = max(64, min(65536, limit // 8))
         self.position = 0
@@ -100,27 +102,42 @@ class _Counted:
         self.span_limit = limit + self._read
         #: how far a measured span can understate a record's bytes
         self.slack = self._read
+        self._digits = re.compile(rb"[0-9]{%d,}" % (digits + 1))
+        self._digit_tail = b""
+        #: where the last run of too many ASCII digits ended (-1: none seen)
+        self.digit_run = -1
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(self._read if size < 0 else min(size, self._read))
         self.position += len(data)
+        scan = self._digit_tail + data
+        if self._digits.search(scan):
+            self.digit_run = self.position
+        self._digit_tail = scan[len(scan.rstrip(b"0123456789")) :]
         return data
 
 
-def _long_value(element: Any, limit: int) -> tuple[str | None] | None:
-    """The first attribute value or text in ``element`` longer than ``limit`` characters: a
-    1-tuple of where (``Name/@family``, ``Diagnosis``; None when a name does not look like a
-    field name), or None when there is none."""
+def _long_value(element: Any, limit: int, digits: re.Pattern[str]) -> tuple[str, str | None] | None:
+    """The first attribute value or text in ``element`` longer than ``limit`` characters, or
+    holding a run of digits ``digits`` finds: (which limit, where: ``Name/@family``,
+    ``Diagnosis``, None when a name does not look like a field name), or None."""
+
+    def broken(value: str | None) -> str | None:
+        if not value:
+            return None
+        if len(value) > limit:
+            return "field"
+        return "digits" if digits.search(value) else None
+
     for node in element.iter():
         tag = field_name(_local(node.tag))
         for attribute, value in node.attrib.items():
-            if len(value) > limit:
+            if (kind := broken(value)) is not None:
                 shown = field_name(_local(attribute))
-                return (f"{tag}/@{shown}" if tag and shown else None,)
-        if (node.text and len(node.text) > limit) or (
-            node is not element and node.tail and len(node.tail) > limit
-        ):
-            return (tag,)
+                return kind, f"{tag}/@{shown}" if tag and shown else None
+        kind = broken(node.text) or (broken(node.tail) if node is not element else None)
+        if kind is not None:
+            return kind, tag
     return None
 
 
@@ -142,7 +159,8 @@ def read_xml(
     record_path = str(options["record"])
     tags = record_path_tags(record_path)
     depth_of_record = len(tags)
-    counted = _Counted(stream, limits.max_line_bytes)
+    counted = _Counted(stream, limits.max_line_bytes, limits.max_number_digits)
+    digits = long_digit_run(limits.max_number_digits)
     events = etree.iterparse(
         counted,
         events=("start", "end"),
@@ -188,12 +206,14 @@ def read_xml(
                     )
                     return
                 if depth < depth_of_record and any(
-                    len(value) > limits.max_field_chars for value in element.attrib.values()
+                    len(value) > limits.max_field_chars or digits.search(value)
+                    for value in element.attrib.values()
                 ):  # an ancestor's attributes are part of every record under it
                     yield read_error(
                         f"an attribute of <{field_name(path[-1]) or '...'}> is longer than "
-                        f"{limits.max_field_chars:,} characters (the field-length limit, "
-                        f"{ENV_VARS['max_field_chars']}); reading stops here",
+                        f"{limits.max_field_chars:,} characters or holds more than "
+                        f"{limits.max_number_digits:,} digits in a row (the field-length and "
+                        f"digits limits); reading stops here",
                         Location(file=name, row=count + 1, line=element.sourceline),
                         error_code=OVER_LIMIT,
                     )
@@ -220,9 +240,11 @@ def read_xml(
                     )
                     # no value can be longer than the record's bytes (at most span + slack)
                     span = counted.position - start + counted.slack
+                    # a digit run past the limit was read while this record was
+                    near = counted.digit_run >= start - counted.slack
                     long = (
-                        _long_value(element, limits.max_field_chars)
-                        if not over and span > limits.max_field_chars
+                        _long_value(element, limits.max_field_chars, digits)
+                        if not over and (span > limits.max_field_chars or near)
                         else None
                     )
                     if over:
@@ -237,8 +259,11 @@ def read_xml(
                         _drop(element)
                         yield read_error(
                             f"a value is longer than {limits.max_field_chars:,} characters (the "
-                            f"field-length limit, {ENV_VARS['max_field_chars']})",
-                            at.with_field(long[0]) if long[0] else at,
+                            f"field-length limit, {ENV_VARS['max_field_chars']})"
+                            if long[0] == "field"
+                            else f"a value holds more than {limits.max_number_digits:,} digits "
+                            f"in a row (the digits limit, {ENV_VARS['max_number_digits']})",
+                            at.with_field(long[1]) if long[1] else at,
                             error_code=OVER_LIMIT,
                         )
                     else:
