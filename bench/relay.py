@@ -216,7 +216,11 @@ def _paced(
                 elif wait < -0.010:
                     late += 1
                 start = time.perf_counter()
-                response = await http.post(url, content=bodies[i], headers=headers)
+                try:
+                    response = await http.post(url, content=bodies[i], headers=headers)
+                except httpx.TransportError as exc:  # e.g. a keep-alive closed under overload
+                    errors.append(f"{type(exc).__name__} after {time.perf_counter() - start:.1f} s")
+                    return
                 latencies.append(time.perf_counter() - start)
                 if response.status_code != 202:
                     errors.append(f"{response.status_code} {response.text[:200]}")
