@@ -12,6 +12,7 @@ import pytest
 from fhir_iapt.consent import ConsentRegister, load_consent_register
 from fhir_iapt.fhir.episode import IAPT_OUTCOME_SYSTEM
 from fhir_iapt.fhir.responses import score_questionnaire_response
+from fhir_iapt.fhir.validate import default_validator, has_errors
 from fhir_iapt.pipeline import convert_bytes, convert_stream
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
 from fhir_iapt.scoring.recovery import FLAG_NAMES
@@ -75,8 +76,18 @@ EXAMPLE_FLAGS = {
         "not-applicable",
         "not-applicable",
     ),  # one contact
-    "TT-0004": (True, True, "unknown", "unknown", "unknown", "unknown"),  # no last scores
-    "TT-0005": (False, True, False, False, True, False),  # PHQ +7, GAD +5
+    # open pathway (no discharge date): not finished however many contacts (5)
+    "TT-0004": (
+        True,
+        False,
+        "not-applicable",
+        "not-applicable",
+        "not-applicable",
+        "not-applicable",
+    ),
+    # PHQ 6 -> 13, GAD 5 -> 10: not a case at the start, so recovery and reliable recovery are
+    # not applicable (outside the recovery denominator); PHQ +7 / GAD +5 is reliable deterioration
+    "TT-0005": (False, True, "not-applicable", False, True, "not-applicable"),
 }
 
 
@@ -385,3 +396,52 @@ def test_unreadable_json_is_a_read_rejection() -> None:
     results = list(convert_questionnaire_responses(io.BytesIO(b"{nope\n{also bad\n"), name="x"))
     assert [type(r) for r in results] == [Rejected, Rejected]
     assert [r.location.line for r in results] == [1, 2]
+
+
+def _component(bundle: dict[str, Any], code: str) -> dict[str, Any]:
+    [found] = [
+        c
+        for c in bundle["entry"][-1]["resource"]["component"]
+        if c["code"]["coding"][0]["code"] == code
+    ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("label", "discharge", "scores", "absent"),
+    [
+        # PHQ-9 6 -> 4, GAD-7 5 -> 3: never a case
+        ("not a case at the start", "2024-03-01", "6,4,5,3", ("recovery", "reliable-recovery")),
+        # open pathway, 6 contacts, a case who improved
+        (
+            "open pathway",
+            "",
+            "16,4,14,3",
+            ("recovery", "reliable-improvement", "reliable-deterioration", "reliable-recovery"),
+        ),
+    ],
+)
+def test_not_applicable_flags_are_data_absent_and_the_bundle_validates(
+    label: str, discharge: str, scores: str, absent: tuple[str, ...]
+) -> None:
+    """A flag that does not apply is a dataAbsentReason not-applicable component (never
+    valueBoolean false), and the real validator accepts the bundle."""
+    row = (
+        f"TT-9,urn:ref,R-9,9000000009,RXT01,2024-01-01,{discharge},F41.1,,6,46,{scores},,,,"
+        "20,5,2024-01-10,2024-02-28,Y"
+    )
+    [result] = run_csv(f"{HEADER}\n{row}\n")
+    assert isinstance(result, Converted), label
+    for code in absent:
+        component = _component(result.bundle, code)
+        assert "valueBoolean" not in component, code
+        assert component["dataAbsentReason"]["coding"] == [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                "code": "not-applicable",
+            }
+        ]
+    if not discharge:
+        assert _component(result.bundle, "finished-treatment")["valueBoolean"] is False
+    issues = default_validator().validate(result.bundle)
+    assert not has_errors(issues), [i.diagnostics for i in issues]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,8 @@ from fhir_iapt.scoring.measures import outcome_rules, rules_from_table
 from fhir_iapt.scoring.recovery import FLAG_NAMES, derive_outcome
 
 Pair = tuple[float | None, float | None]
+#: A discharge date: the referral has ended (an open pathway has none).
+DISCHARGED = date(2024, 6, 1)
 
 
 def _pair(p: Pair) -> ScorePair:
@@ -27,8 +30,9 @@ def episode(
     adsm_scores: Pair = (None, None),
     contacts: int | None = 4,
     pd: str | None = "F41.1",
+    discharge: date | None = DISCHARGED,
 ) -> EpisodeRecord:
-    """A synthetic episode with only the fields the rules read."""
+    """A synthetic episode with only the fields the rules read (discharged unless told)."""
     return EpisodeRecord(
         source_system="urn:test",
         pathway_id="P1",
@@ -39,6 +43,7 @@ def episode(
         consent="Y",
         problem_descriptor=pd,
         treatment_contacts=contacts,
+        discharge=discharge,
         phq9=_pair(phq),
         gad7=_pair(gad),
         adsm=adsm,
@@ -55,9 +60,9 @@ CASES: list[tuple[str, EpisodeRecord, tuple[bool | None, ...]]] = [
         (True, True, False, False, False, False),
     ),
     (
-        "PHQ-9 one below caseness (9), GAD-7 one below (7)",
+        "PHQ-9 one below caseness (9), GAD-7 one below (7): recovery not applicable",
         episode((9, 9), (7, 7)),
-        (False, True, False, False, False, False),
+        (False, True, None, False, False, None),
     ),
     (
         "GAD-7 exactly at caseness (8) alone makes a case",
@@ -87,12 +92,12 @@ CASES: list[tuple[str, EpisodeRecord, tuple[bool | None, ...]]] = [
     (
         "PHQ-9 rise exactly at the index (6) is reliable deterioration",
         episode((5, 11), (3, 3)),
-        (False, True, False, False, True, False),
+        (False, True, None, False, True, None),
     ),
     (
         "GAD-7 rise of 3 (one below the index) is not deterioration",
         episode((5, 5), (3, 6)),
-        (False, True, False, False, False, False),
+        (False, True, None, False, False, None),
     ),
     (
         "improvement on PHQ-9 with deterioration on GAD-7 is neither (U rule)",
@@ -135,9 +140,9 @@ CASES: list[tuple[str, EpisodeRecord, tuple[bool | None, ...]]] = [
         (True, True, None, None, False, None),
     ),
     (
-        "not a case at start: recovery false, not unknown",
+        "not a case at start: recovery and reliable recovery not applicable, not false",
         episode((5, 4), (3, None)),
-        (False, True, False, None, None, False),
+        (False, True, None, None, None, None),
     ),
     (
         "ADSM present and fits (SPIN for F40.1): SPIN decides",
@@ -147,12 +152,12 @@ CASES: list[tuple[str, EpisodeRecord, tuple[bool | None, ...]]] = [
     (
         "ADSM absent for F40.1: GAD-7 fallback",
         episode((5, 5), (5, 5), pd="F40.1"),
-        (False, True, False, False, False, False),
+        (False, True, None, False, False, None),
     ),
     (
         "ADSM unpaired (no last SPIN): GAD-7 fallback",
         episode((5, 5), (5, 5), "SPIN", (30, None), pd="F40.1"),
-        (False, True, False, False, False, False),
+        (False, True, None, False, False, None),
     ),
     (
         "SPIN exactly at its cut-off (19) at the end is still a case",
@@ -182,7 +187,7 @@ CASES: list[tuple[str, EpisodeRecord, tuple[bool | None, ...]]] = [
     (
         "ADSM that does not fit the descriptor is ignored (SPIN for GAD)",
         episode((5, 5), (5, 5), "SPIN", (30, 10), pd="F41.1"),
-        (False, True, False, False, False, False),
+        (False, True, None, False, False, None),
     ),
 ]
 
@@ -278,3 +283,94 @@ def test_replace_keeps_record_frozen() -> None:
     with pytest.raises(AttributeError):
         ep.treatment_contacts = 1  # type: ignore[misc]
     assert replace(ep, treatment_contacts=1).treatment_contacts == 1
+
+
+# Finished a course of treatment = the referral has ended (a discharge date) AND >= 2 attended
+# treatment contacts (DOMAIN.md, V: NHS England's SQL "ServDischDate IS NOT NULL AND
+# TreatmentCareContact_Count >= 2"). (discharge, contacts) -> (finished value, data-absent code).
+FINISHED_CASES = [
+    ("discharged, 2 contacts", DISCHARGED, 2, True, None),
+    ("discharged, 8 contacts", DISCHARGED, 8, True, None),
+    ("discharged, 1 contact", DISCHARGED, 1, False, None),
+    ("discharged, 0 contacts", DISCHARGED, 0, False, None),
+    ("discharged, contacts not recorded", DISCHARGED, None, None, "unknown"),
+    ("open pathway, 8 contacts", None, 8, False, None),
+    ("open pathway, 2 contacts", None, 2, False, None),
+    ("open pathway, 1 contact", None, 1, False, None),
+    ("open pathway, contacts not recorded", None, None, False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "discharge", "contacts", "value", "absent"),
+    FINISHED_CASES,
+    ids=[c[0] for c in FINISHED_CASES],
+)
+def test_finished_treatment_needs_a_discharge_date_and_two_contacts(
+    label: str, discharge: date | None, contacts: int | None, value: bool | None, absent: str | None
+) -> None:
+    """An open pathway (no discharge date) has not finished treatment, however many contacts."""
+    flag = derive_outcome(episode((15, 4), (12, 2), contacts=contacts, discharge=discharge)).flags[
+        "finished-treatment"
+    ]
+    assert (flag.value, flag.absent) == (value, absent), label
+
+
+def test_open_pathway_recovery_flags_are_not_applicable() -> None:
+    """An open pathway with many contacts gets no recovery or reliable change flags yet."""
+    outcome = derive_outcome(episode((15, 4), (12, 2), contacts=8, discharge=None))
+    for name in ("recovery", "reliable-improvement", "reliable-deterioration", "reliable-recovery"):
+        assert (outcome.flags[name].value, outcome.flags[name].absent) == (None, "not-applicable")
+
+
+# Recovery and reliable recovery for a patient who was NOT a case at the start are not
+# applicable (DOMAIN.md, V: the recovery rate's denominator is finished treatment minus those not
+# a case at the start; reliable recovery = recovery and reliable improvement, V, so it is not
+# applicable where recovery is not). Reliable improvement / deterioration still apply.
+# (phq, gad) -> (recovery, reliable-improvement, reliable-recovery) as value or absent code.
+NOT_A_CASE_CASES: list[tuple[str, Pair, Pair, tuple[bool | str, bool | str, bool | str]]] = [
+    ("PHQ-9 9 and GAD-7 7 throughout", (9, 9), (7, 7), ("not-applicable", False, "not-applicable")),
+    (
+        "both fall reliably from below caseness",
+        (9, 2),
+        (7, 2),
+        ("not-applicable", True, "not-applicable"),
+    ),
+    ("becomes a case at the end", (5, 11), (3, 3), ("not-applicable", False, "not-applicable")),
+    ("last scores missing", (5, None), (3, None), ("not-applicable", "unknown", "not-applicable")),
+    (
+        "first scores missing: caseness unknown",
+        (None, 4),
+        (None, 2),
+        ("unknown", "unknown", "unknown"),
+    ),
+    # GAD-7 rises by 4 (its index): whatever the first PHQ-9, no reliable improvement
+    ("first PHQ-9 missing, case at the end", (None, 12), (5, 9), ("unknown", False, "unknown")),
+    ("a case at the start and recovered", (10, 9), (8, 7), (True, False, False)),
+]
+
+
+def _value_or_absent(outcome: Any, name: Any) -> bool | str:
+    flag = outcome.flags[name]
+    return flag.value if flag.value is not None else flag.absent
+
+
+@pytest.mark.parametrize(
+    ("label", "phq", "gad", "expected"), NOT_A_CASE_CASES, ids=[c[0] for c in NOT_A_CASE_CASES]
+)
+def test_recovery_is_not_applicable_when_not_a_case_at_start(
+    label: str, phq: Pair, gad: Pair, expected: tuple[bool | str, bool | str, bool | str]
+) -> None:
+    """Recovery and reliable recovery are not-applicable, not false, for a non-case at start."""
+    outcome = derive_outcome(episode(phq, gad))
+    got = tuple(
+        _value_or_absent(outcome, n)
+        for n in ("recovery", "reliable-improvement", "reliable-recovery")
+    )
+    assert got == expected, label
+
+
+def test_not_a_case_reason_is_stated() -> None:
+    """The not-applicable recovery flag says why (no score in the text)."""
+    flag = derive_outcome(episode((9, 9), (7, 7))).flags["recovery"]
+    assert flag.reasons == ("not a case at the first score (outside the recovery measure)",)

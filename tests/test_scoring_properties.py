@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal, localcontext
 
 import pytest
@@ -56,6 +57,7 @@ def episodes(draw: st.DrawFn) -> EpisodeRecord:
             )
         ),
         treatment_contacts=draw(st.none() | st.integers(0, 30)),
+        discharge=draw(st.none() | st.just(date(2024, 6, 1))),
         phq9=draw(_pair("PHQ-9")),
         gad7=draw(_pair("GAD-7")),
         adsm=adsm,
@@ -77,6 +79,19 @@ def test_flags_are_consistent(ep: EpisodeRecord) -> None:
     if v("recovery") is True:
         assert v("caseness-at-start") is True
         assert v("finished-treatment") is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(episodes())
+def test_open_pathways_and_non_cases(ep: EpisodeRecord) -> None:
+    """No discharge date: never finished treatment. Not a case at the start: recovery and
+    reliable recovery are not-applicable, never a boolean."""
+    out = derive_outcome(ep)
+    if ep.discharge is None:
+        assert out.value("finished-treatment") is False
+    if out.value("caseness-at-start") is False:
+        for name in ("recovery", "reliable-recovery"):
+            assert (out.flags[name].value, out.flags[name].absent) == (None, "not-applicable")
 
 
 @settings(max_examples=150, deadline=None)

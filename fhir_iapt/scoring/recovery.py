@@ -5,16 +5,23 @@ The definitions are DOMAIN.md "Episode outcomes"; every number is in ``measures.
 - the anxiety measure is the ADSM that fits the problem descriptor when it has paired scores,
   else GAD-7 (the fallback, also for descriptors with no ADSM);
 - **caseness** at a score: PHQ-9 or the anxiety measure at or above its cut-off;
-- **finished treatment**: at least ``finished_treatment_min_contacts`` attended contacts;
-- **recovery**: a case at the first score and not at the last;
+- **finished treatment**: the referral has ended (a discharge date) **and** at least
+  ``finished_treatment_min_contacts`` attended treatment contacts; an open pathway has not
+  finished, whatever its contacts (V: NHS England's ``ServDischDate IS NOT NULL AND
+  TreatmentCareContact_Count >= 2``);
+- **recovery**: a case at the first score and not at the last. For a patient who was not a case
+  at the start it is **not applicable** (they leave the recovery-rate denominator, V), not false;
 - **reliable improvement / deterioration**: a fall / rise of at least the reliable change index
   on one measure with no reliable change the other way on the other (that "other" rule and the
   deterioration mirror are UNVERIFIED: ``reliable_change_excludes_opposite_on_other``);
-- **reliable recovery**: recovery and reliable improvement.
+- **reliable recovery**: recovery and reliable improvement (V), so not applicable wherever
+  recovery is (a non-case at the start can be neither reliably recovered nor not: NHS England's
+  reliable-recovery rate has the same denominator as recovery).
 
 Flags use three values: True, False, or None with the reason it cannot be derived (a score not
-recorded, treatment not finished). Unknown inputs only make a flag None when they could change
-it: a PHQ-9 of 15 at the start makes a case whatever the anxiety score was. Pure, no I/O.
+recorded, treatment not finished, not a case at the start). Unknown inputs only make a flag None
+when they could change it: a PHQ-9 of 15 at the start makes a case whatever the anxiety score
+was. Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -50,6 +57,11 @@ AbsentReason = Literal["unknown", "not-applicable"]
 _AFTER_TREATMENT: frozenset[FlagName] = frozenset(
     {"recovery", "reliable-improvement", "reliable-deterioration", "reliable-recovery"}
 )
+#: Flags that apply only to a patient who was a case at the start (the recovery denominator).
+_CASES_ONLY: frozenset[FlagName] = frozenset({"recovery", "reliable-recovery"})
+#: Why a flag is not applicable (data-absent text: names the rule, never a score).
+NOT_FINISHED = "episode did not finish a course of treatment"
+NOT_A_CASE = "not a case at the first score (outside the recovery measure)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +167,16 @@ def _pair(episode: EpisodeRecord, name: str) -> ScorePair:
     return episode.scores().get(name, ScorePair())
 
 
+def _finished(episode: EpisodeRecord, rules: OutcomeRules) -> _Tri:
+    """Finished treatment: a discharge date and enough attended treatment contacts. With no
+    discharge date the pathway is open: not finished, whatever the contact count says."""
+    if episode.discharge is None:
+        return _Tri(False)
+    if episode.treatment_contacts is None:
+        return _Tri(None, ("treatment contact count not recorded",))
+    return _Tri(episode.treatment_contacts >= rules.finished_treatment_min_contacts)
+
+
 def derive_outcome(episode: EpisodeRecord, rules: OutcomeRules | None = None) -> EpisodeOutcome:
     """Every outcome flag of ``episode`` under ``rules`` (default: the bundled table)."""
     rules = rules or outcome_rules()
@@ -165,10 +187,7 @@ def derive_outcome(episode: EpisodeRecord, rules: OutcomeRules | None = None) ->
 
     case_start = _or(_case(dep, dep_pair.first, "first"), _case(anx, anx_pair.first, "first"))
     case_end = _or(_case(dep, dep_pair.last, "last"), _case(anx, anx_pair.last, "last"))
-    if episode.treatment_contacts is None:
-        finished = _Tri(None, ("treatment contact count not recorded",))
-    else:
-        finished = _Tri(episode.treatment_contacts >= rules.finished_treatment_min_contacts)
+    finished = _finished(episode, rules)
 
     dep_up, dep_down = _change(dep, dep_pair, +1), _change(dep, dep_pair, -1)
     anx_up, anx_down = _change(anx, anx_pair, +1), _change(anx, anx_pair, -1)
@@ -177,7 +196,8 @@ def derive_outcome(episode: EpisodeRecord, rules: OutcomeRules | None = None) ->
         worse = _or(_and(dep_up, _not(anx_down)), _and(anx_up, _not(dep_down)))
     else:
         improved, worse = _or(dep_down, anx_down), _or(dep_up, anx_up)
-    recovered = _and(case_start, _not(case_end))
+    # Recovery and reliable recovery given a case at the start; they apply only to one.
+    recovered = _not(case_end)
     raw: dict[FlagName, _Tri] = {
         "caseness-at-start": case_start,
         "finished-treatment": finished,
@@ -186,18 +206,26 @@ def derive_outcome(episode: EpisodeRecord, rules: OutcomeRules | None = None) ->
         "reliable-deterioration": worse,
         "reliable-recovery": _and(recovered, improved),
     }
+    gated = rules.flags_require_finished_treatment
     flags: dict[FlagName, Flag] = {}
     for name in FLAG_NAMES:
         term = raw[name]
-        if name in _AFTER_TREATMENT and rules.flags_require_finished_treatment:
-            if finished.value is False:
-                flags[name] = Flag(
-                    None, "not-applicable", ("episode did not finish a course of treatment",)
-                )
-                continue
-            if finished.value is None:
-                flags[name] = Flag(None, "unknown", finished.reasons)
-                continue
+        not_applicable: list[str] = []
+        if name in _AFTER_TREATMENT and gated and finished.value is False:
+            not_applicable.append(NOT_FINISHED)
+        if name in _CASES_ONLY and case_start.value is False:
+            not_applicable.append(NOT_A_CASE)
+        if not_applicable:
+            flags[name] = Flag(None, "not-applicable", tuple(not_applicable))
+            continue
+        if name in _AFTER_TREATMENT and gated and finished.value is None:
+            flags[name] = Flag(None, "unknown", finished.reasons)
+            continue
+        if name in _CASES_ONLY and case_start.value is None:
+            # Either not applicable (not a case) or the value for a case: cannot be derived.
+            inner = term.reasons if term.value is None else ()
+            flags[name] = Flag(None, "unknown", _unique([*case_start.reasons, *inner]))
+            continue
         flags[name] = Flag(term.value, None if term.value is not None else "unknown", term.reasons)
     return EpisodeOutcome(
         depression_measure=dep.name,
@@ -209,6 +237,8 @@ def derive_outcome(episode: EpisodeRecord, rules: OutcomeRules | None = None) ->
 
 __all__ = [
     "FLAG_NAMES",
+    "NOT_A_CASE",
+    "NOT_FINISHED",
     "AbsentReason",
     "EpisodeOutcome",
     "Flag",
