@@ -86,6 +86,20 @@ SNIPPETS: list[bytes] = [
     b"[]",
 ]
 
+#: What a hostile value holds (inserted just inside a quoted value).
+IN_VALUE: list[bytes] = [
+    b"\\ud800",
+    b"\\udc00",
+    b"\\\\ud800",
+    b"\x01",
+    b"\xed\xa0\x80",
+    b"\xef\xbf\xbf",
+    b"\xc2\xb2",
+    b"9" * 5000,
+    b"&#1;",
+    b"\xe2\x80\xa8",
+]
+
 _OPS = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 1 << 20), st.integers(1, 255)),
     st.tuples(st.just("truncate"), st.integers(0, 1 << 20)),
@@ -97,6 +111,9 @@ _OPS = st.one_of(
         st.sampled_from(SNIPPETS),
     ),
     st.tuples(st.just("duplicate"), st.integers(0, 1 << 20), st.integers(1, 400)),
+    # inside a value: after the n-th quote character (JSON string, CSV cell, XML attribute);
+    # weighted, as most quotes open a key or a value the map stage refuses anyway
+    *[st.tuples(st.just("in_value"), st.integers(0, 400), st.sampled_from(IN_VALUE))] * 4,
 )
 MUTATIONS = st.lists(_OPS, min_size=1, max_size=4)
 
@@ -105,7 +122,7 @@ def mutate(data: bytes, operations: list[tuple[Any, ...]]) -> bytes:
     """Apply the operations in order (positions taken modulo the current length)."""
     out = bytearray(data)
     for operation in operations:
-        kind, at = operation[0], operation[1] % (len(out) + 1)
+        kind, at = operation[0], operation[1] % (len(out) + 1)  # a position (not for in_value)
         if kind == "flip" and at < len(out):
             out[at] ^= operation[2]
         elif kind == "truncate":
@@ -116,6 +133,10 @@ def mutate(data: bytes, operations: list[tuple[Any, ...]]) -> bytes:
             out[at : at + operation[2]] = operation[3]
         elif kind == "duplicate":
             out[at:at] = out[at : at + operation[2]]
+        elif kind == "in_value":
+            quotes = [i for i, byte in enumerate(out) if byte == 0x22]
+            at = quotes[operation[1] % len(quotes)] + 1 if quotes else len(out)
+            out[at:at] = operation[2]
     return bytes(out)
 
 
@@ -171,7 +192,7 @@ def _assert_results(results: list[Result], secrets: set[str]) -> None:
 
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=200,
     deadline=2000,
     derandomize=True,
     database=None,
