@@ -330,9 +330,11 @@ class ConsentFiles:
     def __repr__(self) -> str:
         return f"ConsentFiles({[p.name for p in self.paths]!r})"
 
-    def __reduce__(self) -> tuple[type[ConsentFiles], tuple[tuple[Path, ...]]]:
-        # A worker process gets the paths and reads the files itself (still live there).
-        return (ConsentFiles, (self.paths,))
+    def __reduce__(self) -> tuple[Any, tuple[tuple[Path, ...]]]:
+        # A worker process gets the paths and reads the files itself (still live there), on
+        # first use: a register broken meanwhile is that task's ConfigError, never a failure
+        # to unpickle the task (which would end the worker process).
+        return (_unloaded_consent_files, (self.paths,))
 
     def _stamps(self) -> tuple[tuple[int, int, int], ...]:
         stamps = []
@@ -356,6 +358,16 @@ class ConsentFiles:
                 self._register = load_consent_register(self.paths)
                 self._stamp = stamp
             return self._register
+
+
+def _unloaded_consent_files(paths: tuple[Path, ...]) -> ConsentFiles:
+    """ConsentFiles for ``paths`` that reads them on the first :meth:`~ConsentFiles.current`."""
+    made = ConsentFiles.__new__(ConsentFiles)
+    made.paths = paths
+    made._lock = threading.Lock()
+    made._stamp = ()  # no file's stamp: the first current() loads
+    made._register = ConsentRegister({})
+    return made
 
 
 # --- the one consent gate ------------------------------------------------------------------
