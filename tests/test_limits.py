@@ -359,7 +359,14 @@ def test_a_surrogate_escape_split_across_reads_is_still_seen() -> None:
         def read(self, size: int | None = -1) -> bytes:
             return super().read(self.size)
 
-    for text, ok in [("\\ud83d\\ude00", True), ("\\ud800x", False), ("a\\udc00", False)]:
+    cases = [
+        ("\\ud83d\\ude00", True),
+        ("\\ud800x", False),
+        ("a\\udc00", False),
+        ("\\ud800\\ude00\\\\\\n\\ud83d\\udc00", True),  # two pairs around "\\\n"
+        ("x\\\\ud83d\\udc00", False),  # a backslash, "ud83d", then a lone low surrogate
+    ]
+    for text, ok in cases:
         body = b'[{"a": "' + text.encode() + b'"}, {"a": "b"}]'
         for size in range(1, 16):
             items = list(read_records(Trickle(body, size), name="t", fmt="json"))

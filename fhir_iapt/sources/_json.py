@@ -184,14 +184,14 @@ def build_items(guard: Guard, level: int, *, what: str = "the array item") -> It
 _DIGITS = b"0123456789"
 #: Any \u escape of a UTF-16 surrogate (paired or not): the cheap test before the exact one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-#: A \u escape (not itself escaped: an even run of backslashes before it) of a high surrogate
-#: not followed by a low one, or of a low surrogate not preceded by a high one; group 1 is the
-#: escape.
-_LONE = re.compile(
-    rb"(?<!\\)(?:\\\\)*"
-    rb"(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+#: One escape sequence: a surrogate pair (group 1), any other \u escape (group 2), or a
+#: backslash and the character it escapes. Scanned left to right from a point between escapes,
+#: the matches are exactly the input's escapes (so ``\\\\ud800`` is a backslash, then text).
+_ESCAPE = re.compile(
+    rb"\\(?:(u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})|(u[0-9a-fA-F]{4})|.)",
+    re.DOTALL,
 )
+_SURROGATE_HEX = re.compile(rb"u[dD][89a-fA-F]")
 #: Bytes kept back at the end of a read when they may hold the start of an escape.
 _HOLD = 12
 
@@ -220,7 +220,6 @@ class Guard:
         self.span_limit = limits.max_line_bytes + self._read
         self._digit_tail = b""
         self._held = b""
-        self._context = b""
         self.position = 0
         self.mark = 0
         self.lone = 0
@@ -256,28 +255,30 @@ class Guard:
                 return out
 
     def _surrogates(self, chunk: bytes, *, eof: bool) -> bytes:
+        """``chunk`` (after the bytes held back last time) with each lone surrogate escape
+        replaced; bytes that may begin an escape not yet whole are held back (``_held``
+        always starts between escapes)."""
         pending = self._held + chunk if self._held else chunk
         if not _SURROGATE_ESCAPE.search(pending) and (eof or b"\\" not in pending[-_HOLD:]):
             self._held = b""
-            self._context = (self._context + pending)[-6:]
             return pending
-        cut = len(pending)
-        if not eof:
-            cut = max(len(pending) - _HOLD, 0)
-            while cut > 0 and pending[cut - 1] == 0x5C:  # never split a run of backslashes
-                cut -= 1
-        base = len(self._context)
-        text = self._context + pending
-        buffer = bytearray(pending)
-        for match in _LONE.finditer(text, base):
-            if match.start() >= base + cut:
+        cut = len(pending) if eof else max(len(pending) - _HOLD, 0)
+        buffer: bytearray | None = None
+        for match in _ESCAPE.finditer(pending):
+            if match.start() >= cut:
                 break
-            buffer[match.start(1) - base : match.end(1) - base] = b"\\uffff"
-            self.lone += 1
-        out = bytes(buffer[:cut])
-        self._held = bytes(buffer[cut:])
-        self._context = (self._context + out)[-6:]
-        return out
+            if match.end() > cut:  # an escape across the cut: hold it back whole
+                cut = match.start()
+                break
+            single = match.start(2)
+            if single >= 0 and _SURROGATE_HEX.match(pending, single):
+                if buffer is None:
+                    buffer = bytearray(pending)
+                buffer[single + 1 : single + 5] = b"ffff"
+                self.lone += 1
+        out = bytes(buffer) if buffer is not None else pending
+        self._held = out[cut:]
+        return out[:cut]
 
 
 class Prefixed:
