@@ -31,7 +31,14 @@ import ijson  # type: ignore[import-untyped]
 
 from fhir_iapt.errors import Location, ReadError
 from fhir_iapt.limits import DEFAULT_LIMITS, ENV_VARS, Limits
-from fhir_iapt.sources._record import OVER_LIMIT, SourceRecord, at_field, field_name, read_error
+from fhir_iapt.sources._record import (
+    OVER_LIMIT,
+    SourceRecord,
+    at_field,
+    digit_run_at,
+    field_name,
+    read_error,
+)
 
 BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
@@ -69,7 +76,6 @@ class Refused:
 
 _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
-_TEXT = frozenset({"string", "map_key"})
 #: The character a lone surrogate escape is replaced by (a noncharacter: never in an export).
 LONE_MARK = "\uffff"
 
@@ -114,13 +120,7 @@ def events(guard: Guard) -> Iterator[tuple[str, Any, int]]:
     key: Any = None
     for event, value in ijson.basic_parse(guard, use_float=False):
         guard.mark = guard.position
-        if event in _OPEN:
-            depth += 1
-            if depth > max_depth:
-                raise TooDeep
-        elif event in _CLOSE:
-            depth -= 1
-        elif event in _TEXT:
+        if event == "map_key" or event == "string":
             if len(value) > max_field:
                 yield "invalid", field_too_long(limits, key if event == "string" else None), depth
             elif guard.lone and LONE_MARK in value:
@@ -128,6 +128,12 @@ def events(guard: Guard) -> Iterator[tuple[str, Any, int]]:
                 yield "invalid", Problem(where.message, where.code, field_name(key)), depth
             if event == "map_key":
                 key = value
+        elif event == "start_map" or event == "start_array":
+            depth += 1
+            if depth > max_depth:
+                raise TooDeep
+        elif event == "end_map" or event == "end_array":
+            depth -= 1
         yield event, value, depth
 
 
@@ -163,17 +169,31 @@ class ItemBuilder:
 
 def build_items(guard: Guard, level: int, *, what: str = "the array item") -> Iterator[Any]:
     """Every value whose container opens at ``level`` (1: a top-level array's items), built
-    one at a time (constant memory between them); a refused one as :class:`Refused`."""
-    item: ItemBuilder | None = None
-    problem: Problem | None = None  # for a scalar item at ``level``
+    one at a time (constant memory between them); a refused one as :class:`Refused`. (What
+    :class:`ItemBuilder` does, inlined: this loop runs once per parser event.)"""
+    limit = guard.span_limit
+    builder: Any = None
+    add: Any = None  # builder.event while the item is being built
+    in_item = False
+    start = 0
+    problem: Problem | None = None
     for event, value, depth in events(guard):
-        if item is not None:
-            item.feed(event, value)
+        if in_item:
+            if add is not None:
+                if event == "invalid":
+                    problem, add = value, None
+                elif guard.position - start > limit:
+                    problem, add = record_too_long(guard.limits, what), None
+                else:
+                    add(event, value)
             if depth == level and event in _CLOSE:  # the item's own container just closed
-                yield item.result()
-                item = None
+                yield Refused(problem) if problem is not None else builder.value
+                in_item, builder, add, problem = False, None, None, None
         elif depth == level + 1 and event in _OPEN:
-            item = ItemBuilder(guard, event, value, what=what)
+            in_item, start = True, guard.position
+            builder = ijson.ObjectBuilder()
+            add = builder.event
+            add(event, value)
         elif depth == level and event == "invalid":
             problem = value
         elif depth == level and event not in _OPEN and event not in _CLOSE and event != "map_key":
@@ -196,12 +216,6 @@ _SURROGATE_HEX = re.compile(rb"u[dD][89a-fA-F]")
 _HOLD = 12
 
 
-@lru_cache(maxsize=8)
-def long_digits(limit: int) -> re.Pattern[bytes]:
-    """A run of more than ``limit`` digits."""
-    return re.compile(rb"[0-9]{%d,}" % (limit + 1))
-
-
 class Guard:
     """A read()-able stream over ``inner`` that checks bytes before a parser sees them: a digit
     run past the limit (TooManyDigits, seen whole across reads), more than the line length
@@ -211,7 +225,7 @@ class Guard:
     def __init__(self, inner: Any, limits: Limits = DEFAULT_LIMITS) -> None:
         self._inner = inner
         self.limits = limits
-        self._long_digits = long_digits(limits.max_number_digits)
+        self._digits = limits.max_number_digits
         self._gap = limits.max_line_bytes
         # reads of an eighth of the line length, so a record's span is known to within that
         self._read = max(64, min(_READ, limits.max_line_bytes // 8))
@@ -235,11 +249,11 @@ class Guard:
             chunk: bytes = self._inner.read(want)
             if chunk:
                 scan = self._digit_tail + chunk
-                run = self._long_digits.search(scan)
-                if run is not None:
+                run = digit_run_at(scan, self._digits)
+                if run >= 0:
                     # the bytes before the run go to the parser first, so the items they
                     # complete are still read; the next read raises
-                    cut = run.start() - len(self._digit_tail)
+                    cut = run - len(self._digit_tail)
                     if cut <= 0:
                         raise TooManyDigits
                     self._stop = TooManyDigits()
@@ -485,7 +499,6 @@ def lines(stream: Any, limit: int) -> Iterator[bytes | Overlong]:
 
 def _ndjson(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRecord | ReadError]:
     row = 0
-    digits = long_digits(limits.max_number_digits)
     for line_number, raw in enumerate(lines(stream, limits.max_line_bytes), start=1):
         if isinstance(raw, Overlong):
             row += 1
@@ -503,7 +516,7 @@ def _ndjson(stream: Prefixed, *, name: str, limits: Limits) -> Iterator[SourceRe
         except UnicodeDecodeError:
             yield read_error("the bytes are not UTF-8; reading stops here", at, error_code="FI103")
             return
-        if digits.search(data):
+        if digit_run_at(data, limits.max_number_digits) >= 0:
             yield read_error(
                 f"the line holds a number of more than {limits.max_number_digits} digits (the "
                 f"digits limit, {ENV_VARS['max_number_digits']})",
@@ -640,7 +653,6 @@ __all__ = [
     "json_kind",
     "lines",
     "lone_surrogate",
-    "long_digits",
     "long_string",
     "peek",
     "read_json",

@@ -55,6 +55,16 @@ def long_digit_run(limit: int) -> re.Pattern[str]:
     return re.compile(rf"\d{{{limit + 1},}}")
 
 
+#: Bytes -> "0" for an ASCII digit, "x" for anything else (so a run of digits is a run of "0").
+_DIGIT_MAP = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x78 for byte in range(256))
+
+
+def digit_run_at(data: bytes, limit: int) -> int:
+    """Where the first run of more than ``limit`` ASCII digits in ``data`` starts, or -1 (a
+    byte translation and a substring search: several times faster than a regex)."""
+    return data.translate(_DIGIT_MAP).find(b"0" * (limit + 1))
+
+
 def at_field(location: Location, name: object) -> Location:
     """``location`` naming the field ``name`` when it looks like a field name."""
     shown = field_name(name)
@@ -65,6 +75,7 @@ __all__ = [
     "OVER_LIMIT",
     "SourceRecord",
     "at_field",
+    "digit_run_at",
     "field_name",
     "long_digit_run",
     "read_error",

@@ -33,6 +33,7 @@ from fhir_iapt.limits import DEFAULT_LIMITS, ENV_VARS, Limits
 from fhir_iapt.sources._record import (
     OVER_LIMIT,
     SourceRecord,
+    digit_run_at,
     field_name,
     long_digit_run,
     read_error,
@@ -102,7 +103,7 @@ class _Counted:
         self.span_limit = limit + self._read
         #: how far a measured span can understate a record's bytes
         self.slack = self._read
-        self._digits = re.compile(rb"[0-9]{%d,}" % (digits + 1))
+        self._digits = digits
         self._digit_tail = b""
         #: where the last run of too many ASCII digits ended (-1: none seen)
         self.digit_run = -1
@@ -111,7 +112,7 @@ class _Counted:
         data = self._inner.read(self._read if size < 0 else min(size, self._read))
         self.position += len(data)
         scan = self._digit_tail + data
-        if self._digits.search(scan):
+        if digit_run_at(scan, self._digits) >= 0:
             self.digit_run = self.position
         self._digit_tail = scan[len(scan.rstrip(b"0123456789")) :]
         return data
@@ -161,6 +162,8 @@ def read_xml(
     depth_of_record = len(tags)
     counted = _Counted(stream, limits.max_line_bytes, limits.max_number_digits)
     digits = long_digit_run(limits.max_number_digits)
+    span_limit = counted.span_limit
+    max_depth = limits.max_depth
     events = etree.iterparse(
         counted,
         events=("start", "end"),
@@ -197,7 +200,7 @@ def read_xml(
                         error_code="FI104",
                     )
                     return
-                if depth > limits.max_depth:
+                if depth > max_depth:
                     yield read_error(
                         f"the XML nests elements deeper than {limits.max_depth} (the depth "
                         f"limit, {ENV_VARS['max_depth']}); reading stops here",
@@ -221,15 +224,15 @@ def read_xml(
                 if depth == depth_of_record:
                     start, over = counted.position, False
                 elif depth > depth_of_record and not over:
-                    over = counted.position - start > counted.span_limit
+                    over = counted.position - start > span_limit
                 continue
             depth = len(path)
             if depth > depth_of_record:
-                if over or counted.position - start > counted.span_limit:
+                if over or counted.position - start > span_limit:
                     over = True
                     _drop(element)  # a descendant of a record past the limit
             elif depth == depth_of_record:
-                over = over or counted.position - start > counted.span_limit
+                over = over or counted.position - start > span_limit
                 if tuple(path) == tags:
                     count += 1
                     at = Location(
