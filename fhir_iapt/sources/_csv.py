@@ -71,17 +71,17 @@ class _Lines:
         return self
 
     def __next__(self) -> str:
-        raw = self._physical()
+        raw = self._ready.pop() if self._ready else self._physical()
         if raw is None:
             raise StopIteration
         self.line += 1
-        if isinstance(raw, int) or self._row_bytes + len(raw) > self._limit:
+        if isinstance(raw, int) or (size := self._row_bytes + len(raw)) > self._limit:
             quotes = raw if isinstance(raw, int) else self._count(raw)
             self._skip_row(self._row_quotes + quotes)
             raise _RowTooLong
-        self._row_bytes += len(raw)
+        self._row_bytes = size
         if self._quote:
-            self._row_quotes += self._count(raw)
+            self._row_quotes += raw.count(self._quote)
         return raw.decode("utf-8", "surrogateescape")
 
     def _count(self, raw: bytes) -> int:
