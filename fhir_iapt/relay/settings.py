@@ -119,7 +119,7 @@ class IntakeSettings(_Frozen):
     workers: Annotated[int, Field(ge=0, le=64)] | None = None
     #: Bodies smaller than this are converted in this process (a worker's round trip costs
     #: about what converting a few records does).
-    pool_min_bytes: Annotated[int, Field(ge=0)] = 8192
+    pool_min_bytes: Annotated[int, Field(ge=0)] = 2048
 
     def body_workers(self) -> int:
         """``workers``, with unset worked out for this machine."""
