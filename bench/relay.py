@@ -118,11 +118,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _relay_config(
-    workdir: Path, port: int, key_hash: str, destination_port: int, body_workers: int | None
-) -> Path:
+def _relay_config(workdir: Path, port: int, key_hash: str, destination_port: int) -> Path:
     config = workdir / "relay.toml"
-    intake = "" if body_workers is None else f"[intake]\nworkers = {body_workers}\n"
     config.write_text(
         f"""
 [server]
@@ -142,7 +139,7 @@ hash = "{key_hash}"
 scopes = ["referrals:write"]
 [destinations.iapt]
 base_url = "http://127.0.0.1:{destination_port}/fhir"
-{intake}""",
+""",
         encoding="utf-8",
     )
     return config
@@ -286,12 +283,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--body-workers",
-        type=int,
-        default=None,
-        help="the relay's [intake] workers (default: its own, one per CPU on 2+ CPUs)",
-    )
-    parser.add_argument(
         "--peak-concurrency",
         default="1,2,4,8,16",
         help="closed-loop concurrencies tried to find the relay's peak",
@@ -322,9 +313,7 @@ def main() -> None:
         silent = socket.socket()  # the destination: takes connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(1024)
-        config = _relay_config(
-            work, relay_port, key_hash, silent.getsockname()[1], args.body_workers
-        )
+        config = _relay_config(work, relay_port, key_hash, silent.getsockname()[1])
         print("starting the relay (it warms up before /readyz says ready) ...", flush=True)
         started = time.monotonic()
         relay = _start(

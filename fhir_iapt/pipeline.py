@@ -29,12 +29,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import multiprocessing
 import os
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -389,125 +386,6 @@ def _parallel(
         yield from drain_one()
 
 
-# --- whole bodies in worker processes (the relay) ------------------------------------------
-
-_body_mappings: dict[str, Mapping[Any]] = {}
-
-
-def _body_mapping(path: str) -> Mapping[Any]:
-    found = _body_mappings.get(path)
-    if found is None:
-        found = _body_mappings.setdefault(path, load_mapping(path))
-    return found
-
-
-def _body_convert(
-    data: bytes,
-    name: str,
-    mapping_path: str,
-    options: BuildOptions,
-    consent: ConsentSource | None,
-) -> list[tuple[_Returned, Location]]:
-    """In a worker: :func:`convert_bytes` (no shape check), each result sent back small."""
-    mapping = _body_mapping(mapping_path)
-    return [
-        (_send_back(result), result.location)
-        for result in convert_bytes(
-            data, name=name, mapping=mapping, options=options, validation="none", consent=consent
-        )
-    ]
-
-
-def _body_warm(mapping_paths: tuple[str, ...]) -> int:
-    """In a worker: load the mappings now, so the first body does not pay for it."""
-    for path in mapping_paths:
-        _body_mapping(path)
-    return os.getpid()
-
-
-class BodyPool:
-    """Worker processes that convert whole in-memory exports: the relay's request bodies.
-
-    The relay's own process keeps its event loop, HTTP, consent decisions' bookkeeping and
-    durable commits; the CPU-bound read + map + build of a large body runs in a worker, on
-    another core, and comes back as :func:`convert_bytes` (``validation="none"``) would give
-    it in this process (tests/test_body_pool.py), converted bundles as their JSON bytes.
-    Workers are started with ``spawn`` (forking a process that runs threads is unsafe) and
-    load each mapping from its file. A mapping with no file (built in memory) is converted in
-    this process.
-    """
-
-    def __init__(self, workers: int) -> None:
-        if workers < 1:
-            raise ValueError("a BodyPool needs at least one worker")
-        self.workers = workers
-        self._lock = threading.Lock()
-        self._executor = self._start()
-        self._warm_paths: tuple[str, ...] = ()
-
-    def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def warm(self, mappings: Iterable[Mapping[Any]]) -> None:
-        """Start every worker and load ``mappings`` in it (blocks until done)."""
-        self._warm_paths = tuple(str(m.path) for m in mappings if m.path is not None)
-        self._warm(self._executor)
-
-    def _warm(self, executor: ProcessPoolExecutor) -> None:
-        started: set[int] = set()
-        # A task cannot be pinned to a worker: keep asking until each one has answered.
-        for _ in range(8 * self.workers):
-            futures = [executor.submit(_body_warm, self._warm_paths) for _ in range(self.workers)]
-            started.update(f.result() for f in futures)
-            if len(started) >= self.workers:
-                return
-
-    def convert_bytes(
-        self,
-        data: bytes,
-        *,
-        name: str,
-        mapping: Mapping[Any],
-        options: BuildOptions = DEFAULT_OPTIONS,
-        consent: ConsentSource | None = None,
-    ) -> list[Result]:
-        """:func:`convert_bytes` with ``validation="none"``, done in a worker (blocks).
-
-        A worker that died (killed, out of memory) raises ``BrokenProcessPool`` for the bodies
-        it held; the pool starts fresh workers, so the next body is converted again.
-        """
-        if mapping.path is None:
-            return convert_bytes(
-                data,
-                name=name,
-                mapping=mapping,
-                options=options,
-                validation="none",
-                consent=consent,
-            )
-        executor = self._executor
-        try:
-            future = executor.submit(_body_convert, data, name, str(mapping.path), options, consent)
-            returned = future.result()
-        except BrokenProcessPool:
-            self._replace(executor)
-            raise
-        return [_received(item, at) for item, at in returned]
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._executor is not broken:
-                return  # another caller has already replaced it
-            log_event(_log, logging.ERROR, "a body worker process stopped; starting new ones")
-            broken.shutdown(wait=False, cancel_futures=True)
-            fresh = self._start()
-            self._executor = fresh
-        self._warm(fresh)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-
 #: With ``workers=0``, input smaller than this (all files together) is converted in this
 #: process: starting worker processes costs about what converting a few thousand records does.
 AUTO_MIN_BYTES = 4 << 20
@@ -688,7 +566,6 @@ class Tally:
 
 
 __all__ = [
-    "BodyPool",
     "MappingRef",
     "ReadProgress",
     "ShapeCache",

@@ -62,9 +62,7 @@ def settings_tree(
     tree: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port, "shutdown_grace_seconds": 5},
         "store": {"data_dir": str(data_dir), "synchronous": "normal"},
-        # no body workers: each would be a spawned process per test relay (tests/test_body_pool.py
-        # and the pool's relay tests turn them on)
-        "intake": {"warm_up": False, "workers": 0},
+        "intake": {"warm_up": False},
         "delivery": {
             "max_attempts": 50,
             "backoff_initial": 0.2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -237,6 +238,21 @@ def test_broken_register_file_raises_rather_than_deciding(register_file: Path) -
             consent=files,
             validation="none",
         )
+
+
+def test_a_register_broken_after_start_fails_closed_in_a_worker_not_at_unpickling(
+    register_file: Path,
+) -> None:
+    """ConsentFiles sent to a worker reads its files on first use: a register broken after the
+    run began is that task's ConfigError (fail closed), never an error while unpickling the
+    task, which would end the worker process."""
+    files = ConsentFiles([register_file])
+    _replace(register_file, "no,such,columns\n")
+    arrived = pickle.loads(pickle.dumps(files))  # noqa: S301 - our own bytes, as a worker gets its task
+    with pytest.raises(ConfigError):
+        arrived.current()
+    _replace(register_file, _register_text("W"))
+    assert arrived.current().decide(nhs_number=QR_NHS, referrals=[]) == "W"
 
 
 def test_questionnaire_responses_by_named_mapping_take_the_same_path(relay: TestClient) -> None:

@@ -36,10 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import Issue, operation_outcome
-from fhir_iapt.pipeline import BodyPool, ShapeCache
+from fhir_iapt.pipeline import ShapeCache
 from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import FittedClient, make_clients
-from fhir_iapt.relay.intake import IntakeError, Validation, intake_mappings, warm_up
+from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.routes import router
 from fhir_iapt.relay.runtime import (
@@ -219,18 +219,8 @@ def create_app(
         settings.intake.validation, ShapeCache(settings.store.data_dir / "shape-checks")
     )
 
-    body_workers = settings.intake.body_workers()
-
     def build() -> None:
         warm_up(settings.intake.mappings, validation)
-        if body_workers and runtime.pool is None:
-            pool = BodyPool(body_workers)
-            try:
-                pool.warm(intake_mappings(settings.intake.mappings))
-            except BaseException:
-                pool.close()
-                raise
-            runtime.pool = pool
         freeze_heap()
 
     gate = IntakeGate(build, on_demand=not settings.intake.warm_up)
@@ -278,8 +268,6 @@ def create_app(
             await worker.stop(settings.server.shutdown_grace_seconds)
             for client in owned.values():
                 await client.aclose()
-            if runtime.pool is not None:
-                await asyncio.to_thread(runtime.pool.close)
             outbox.close()
 
     app = FastAPI(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,7 +42,7 @@ from fhir_iapt.results import Converted, Rejected, Result, Skipped
 from fhir_iapt.targets import target_of
 
 if TYPE_CHECKING:
-    from fhir_iapt.pipeline import BodyPool, ShapeCache
+    from fhir_iapt.pipeline import ShapeCache
 
 #: Mapping input format -> the media types a request may use for it.
 MEDIA_TYPES: dict[str, frozenset[str]] = {
@@ -235,26 +234,14 @@ class Validation:
 RESPONSE_MAPPING = "questionnaire-response"
 
 
-def _mapped(
-    body: bytes, mapping: Any, consent: ConsentSource | None, pool: BodyPool | None
-) -> list[Result]:
+def _mapped(body: bytes, mapping: Any, consent: ConsentSource | None) -> list[Result]:
     from fhir_iapt.pipeline import convert_bytes
 
     # The relay's validation policy spans requests (Validation.apply), so none here.
     try:
-        if pool is not None:
-            return pool.convert_bytes(body, name=BODY_NAME, mapping=mapping, consent=consent)
         return convert_bytes(
             body, name=BODY_NAME, mapping=mapping, validation="none", consent=consent
         )
-    except BrokenProcessPool:
-        # A body worker died holding this body (killed, out of memory); the pool has started
-        # fresh ones. Nothing was queued: the caller may send it again.
-        raise IntakeError(
-            503,
-            Issue("a conversion worker stopped; try again", code="transient"),
-            headers={"Retry-After": "1"},
-        ) from None
     except ConfigError:
         # The consent register broke (a file gone or malformed): decide nothing until fixed.
         raise IntakeError(
@@ -273,24 +260,19 @@ def convert(
     content_type: str,
     validation: Validation,
     consent: ConsentSource | None = None,
-    pool: BodyPool | None = None,
-    pool_min_bytes: int = 0,
 ) -> list[Result]:
     """Convert a body into results (raises IntakeError when the request itself is unusable).
 
     Every body goes through the one pipeline: a clinic or episode export with the mapping named
     in the query, FHIR QuestionnaireResponses (``application/fhir+json`` on ``/outcomes``) with
     the ``questionnaire-response`` mapping. ``consent`` (the live register) is read per record
-    by the one consent gate: episode rows and QuestionnaireResponses alike. A body of
-    ``pool_min_bytes`` or more is converted in one of ``pool``'s worker processes (the same
-    results, tests/test_body_pool.py), so this process stays free for HTTP and the outbox.
+    by the one consent gate: episode rows and QuestionnaireResponses alike.
     """
     if direction == "outcome" and content_type == FHIR_JSON and not mapping_name:
         mapping = _mapping(RESPONSE_MAPPING)  # FHIR resources need no mapping named
     else:
         mapping = resolve_mapping(mapping_name, direction, content_type, mappings=mappings)
-    use = pool if pool is not None and len(body) >= pool_min_bytes else None
-    return validation.apply(mapping, _mapped(body, mapping, consent, use))
+    return validation.apply(mapping, _mapped(body, mapping, consent))
 
 
 #: Made-up records (NHS numbers from the test range) that warm-up converts with the bundled
@@ -335,11 +317,6 @@ def warm_bundles() -> list[dict[str, Any]]:
     return bundles
 
 
-def intake_mappings(mappings: Sequence[str]) -> list[Any]:
-    """Every mapping intake may use: ``[intake] mappings`` and the QuestionnaireResponse one."""
-    return [*_configured(tuple(mappings)).values(), _mapping(RESPONSE_MAPPING)]
-
-
 def warm_up(mappings: Sequence[str], validation: Validation) -> None:
     """Build everything a first request needs, so it is served at normal latency.
 
@@ -349,7 +326,7 @@ def warm_up(mappings: Sequence[str], validation: Validation) -> None:
     """
     from fhir_iapt.fhir.validate import default_validator
 
-    loaded = intake_mappings(mappings)
+    loaded = [*_configured(tuple(mappings)).values(), _mapping(RESPONSE_MAPPING)]
     validator = default_validator()
     bundles = warm_bundles()
     types = {"Bundle"} | {

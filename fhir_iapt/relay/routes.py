@@ -214,8 +214,6 @@ def _process(
         mappings=settings.intake.mappings,
         validation=runtime.validation,
         consent=runtime.consent,
-        pool=runtime.pool,
-        pool_min_bytes=settings.intake.pool_min_bytes,
     )
     if not results:
         raise no_records()

@@ -23,7 +23,6 @@ from fastapi.responses import Response
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import Issue, operation_outcome
-from fhir_iapt.pipeline import BodyPool
 from fhir_iapt.relay.audit import AuditRecord
 from fhir_iapt.relay.intake import IntakeError, Validation
 from fhir_iapt.relay.metrics import RelayMetrics
@@ -173,8 +172,6 @@ class RelayRuntime:
     #: recorded consent to share outcomes, re-read when its files change
     consent: ConsentFiles | None = None
     worker: DeliveryWorker | None = None
-    #: worker processes converting large bodies (``[intake] workers``), started by the build
-    pool: BodyPool | None = None
 
 
 async def get_settings(request: Request) -> RelaySettings:

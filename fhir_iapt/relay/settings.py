@@ -113,23 +113,6 @@ class IntakeSettings(_Frozen):
     #: The mappings a request may name (``?mapping=NAME``): bundled mapping names, or mapping
     #: files (relative to the settings file), each called by its ``name``. Nothing else loads.
     mappings: tuple[str, ...] = Field(default_factory=_bundled_mappings)
-    #: Worker processes that convert large bodies (``pool_min_bytes`` or more) on other cores
-    #: while this process keeps HTTP and the outbox; 0 converts every body in this process.
-    #: Unset: one per usable CPU when there are two or more, else 0.
-    workers: Annotated[int, Field(ge=0, le=64)] | None = None
-    #: Bodies smaller than this are converted in this process (a worker's round trip costs
-    #: about what converting a few records does).
-    pool_min_bytes: Annotated[int, Field(ge=0)] = 2048
-
-    def body_workers(self) -> int:
-        """``workers``, with unset worked out for this machine."""
-        if self.workers is not None:
-            return self.workers
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on every platform
-            cpus = os.cpu_count() or 1
-        return cpus if cpus >= 2 else 0
 
 
 class DeliverySettings(_Frozen):
