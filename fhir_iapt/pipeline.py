@@ -30,6 +30,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -281,8 +282,13 @@ def convert_bytes(
 #
 # At most ``2 * workers`` chunks are in flight, so memory stays flat however large the export.
 
-#: Records handed to a worker process at a time (amortises pickling and scheduling).
+#: Records handed to a worker process at a time (amortises pickling and scheduling)...
 _CHUNK = 512
+#: ...and at most about this many bytes of input (SourceRecord.size): a record may be up to
+#: the line-length limit and decode to many times its bytes, so by count alone one chunk could
+#: hold a whole input (ten 1 MB NDJSON lines of small objects: 470 MB in the parent, 530 MB in
+#: a worker).
+_CHUNK_BYTES = 1 << 20
 
 _worker_state: dict[str, Any] = {}
 
@@ -340,6 +346,12 @@ def _worker_convert(keysets: list[tuple[str, ...]], packed: list[_Packed]) -> li
     ]
 
 
+def _worker_convert_pickled(work: bytes) -> list[_Returned]:
+    keysets, packed = pickle.loads(work)  # noqa: S301 - bytes the parent pickled
+    del work
+    return _worker_convert(keysets, packed)
+
+
 def _received(returned: _Returned, location: Location) -> Result:
     if isinstance(returned, tuple):
         key, data, kind = returned
@@ -349,11 +361,14 @@ def _received(returned: _Returned, location: Location) -> Result:
 
 def _chunks(items: Iterable[SourceRecord | ReadError]) -> Iterator[list[SourceRecord | ReadError]]:
     chunk: list[SourceRecord | ReadError] = []
+    size = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) >= _CHUNK:
+        if isinstance(item, SourceRecord):
+            size += item.size
+        if len(chunk) >= _CHUNK or size >= _CHUNK_BYTES:
             yield chunk
-            chunk = []
+            chunk, size = [], 0
     if chunk:
         yield chunk
 
@@ -366,20 +381,26 @@ def _parallel(
     pool: Executor,
     workers: int,
 ) -> Iterator[Result]:
-    pending: list[tuple[list[SourceRecord | ReadError], Future[list[_Returned]]]] = []
+    # per chunk in flight: its ReadErrors and its records' locations (not their data, which
+    # the worker has), and the worker's answer
+    pending: list[tuple[list[Location | ReadError], Future[list[_Returned]]]] = []
 
     def drain_one() -> Iterator[Result]:
-        chunk, future = pending.pop(0)
+        places, future = pending.pop(0)
         converted = iter(future.result())
-        for item in chunk:
+        for item in places:
             if isinstance(item, ReadError):
                 yield Rejected(item, item.location or Location(file=name))
             else:
-                yield _received(next(converted), item.location)
+                yield _received(next(converted), item)
 
     for chunk in _chunks(read_source(stream, name=name, mapping=mapping)):
-        keysets, packed = _pack([i for i in chunk if isinstance(i, SourceRecord)])
-        pending.append((chunk, pool.submit(_worker_convert, keysets, packed)))
+        places = [i if isinstance(i, ReadError) else i.location for i in chunk]
+        # pickled here, so what waits in the pool's queue is bytes, not the decoded records
+        # (which can be many times bigger)
+        work = pickle.dumps(_pack([i for i in chunk if isinstance(i, SourceRecord)]), protocol=5)
+        del chunk
+        pending.append((places, pool.submit(_worker_convert_pickled, work)))
         if len(pending) >= 2 * workers:
             yield from drain_one()
     while pending:

@@ -163,3 +163,19 @@ def test_100k_nested_arrays_are_refused_in_bounded_memory(
     if layout == "ndjson":
         assert summary["converted"] == 1
     assert figures["self"] <= PEAK, figures
+
+
+def test_workers_hold_a_bounded_share_of_a_10_mb_input(tmp_path: Path) -> None:
+    """Ten 1 MB NDJSON lines of small objects (each under the line limit, each decoding to
+    ~22 MB) with --workers 2: at most 300 MB in the parent and in each worker (chunks were cut
+    by record count only, so one chunk held all ten: 470 MB in the parent, 530 MB in a
+    worker)."""
+    line = b'{"visitId": "x", "a": [' + b"{}," * 340_000 + b"{}]}\n"
+    source = tmp_path / "wide.ndjson"
+    source.write_bytes(line * 10)
+    out = tmp_path / "out"
+    figures = _run(source, "cardiac-json", out, 2)
+    assert figures["exit"] == 1
+    assert json.loads((out / "summary.json").read_text())["records"] == 10
+    assert figures["self"] <= PEAK, figures
+    assert figures["workers"] <= PEAK, figures
