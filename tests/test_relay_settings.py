@@ -231,3 +231,16 @@ def test_example_config_names_only_its_placeholder_files_as_missing() -> None:
         "destinations.diabetes.auth.private_key_file",
         "destinations.respiratory.ca_bundle",
     }
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1e3"])
+def test_a_bad_input_limit_variable_stops_the_relay_at_load(tmp_path: Path, value: str) -> None:
+    """FHIR_IAPT_MAX_DEPTH that is not a whole number in range is FI805 naming the variable
+    when the settings load, not a 503 about the consent register on every POST."""
+    path = tmp_path / "relay.toml"
+    path.write_text(_MINIMAL, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, env={"FHIR_IAPT_MAX_DEPTH": value}, check_files=False)
+    assert refused.value.error_code == "FI805"
+    assert "FHIR_IAPT_MAX_DEPTH" in str(refused.value)
+    assert load_settings(path, env={"FHIR_IAPT_MAX_DEPTH": "50"}, check_files=False)

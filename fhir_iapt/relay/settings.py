@@ -44,6 +44,7 @@ from pydantic_settings import (
 )
 
 from fhir_iapt.errors import ConfigError, Issue, Location
+from fhir_iapt.limits import Limits
 
 ENV_PREFIX = "FHIR_IAPT_"
 ENV_DELIMITER = "__"
@@ -630,7 +631,8 @@ def load_settings(
     registers, mapping files) are resolved against the file's folder, so a config works from
     any working directory. ``env`` is the only environment read (``None``: none). With
     ``check_files`` (the default) every file the settings name is checked too
-    (:func:`check_settings_files`). Raises :class:`ConfigError`.
+    (:func:`check_settings_files`). The input limits' ``FHIR_IAPT_MAX_*`` variables in ``env``
+    are checked too (:class:`~fhir_iapt.limits.Limits`). Raises :class:`ConfigError`.
     """
     given_env: Mapping[str, str] = MappingProxyType(dict(env or {}))
     source = Path(path).name if path is not None else NO_FILE
@@ -650,6 +652,9 @@ def load_settings(
         ) from None
     finally:
         _GIVEN.reset(token)
+    # The input limits (FHIR_IAPT_MAX_*) are read by the readers on every request: a bad one
+    # must stop the relay here, not answer each POST with an error about something else.
+    Limits.from_env(given_env)
     if check_files:
         check_settings_files(settings, source=source)
     return settings
