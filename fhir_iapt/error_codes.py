@@ -569,6 +569,24 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
             "scope (403)."
         ),
     ),
+    ErrorCode(
+        "FI830",
+        "Referral ledger unusable",
+        (
+            "Config: the referral ledger file cannot be opened, created, migrated, read or "
+            "written (not SQLite, another application's database, written by a newer adapter, "
+            "read-only, disk full) (LedgerError)."
+        ),
+    ),
+    ErrorCode(
+        "FI831",
+        "Referral not recordable",
+        (
+            "Config: a referral bundle given to the referral ledger lacks what an entry needs "
+            "(the ServiceRequest's identifier, the patient's NHS number, authoredOn); the "
+            "referral is not sent unrecorded."
+        ),
+    ),
 )
 
 #: code -> its registration

@@ -33,8 +33,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("build and validate", {"fhir"}),
     ("emit", {"emit"}),
     ("push", {"client", "push"}),
-    # the joins: consent decided once, one contract per record kind, the pipeline
-    ("join", {"consent", "targets", "pipeline"}),
+    # the joins: consent decided once, one contract per record kind, the pipeline, the
+    # referral ledger (reads referral bundles; the CLI and the relay record into it)
+    ("join", {"consent", "targets", "pipeline", "ledger"}),
     ("relay", {"relay"}),
     ("cli", {"cli", "__main__"}),
 ]
