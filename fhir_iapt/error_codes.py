@@ -115,6 +115,80 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         ("Read: a FHIR XML document is not well-formed or has elements R4 does not define there."),
     ),
     ErrorCode(
+        "FI150",
+        "Data set table unusable",
+        (
+            "Read: a table of an NHS Talking Therapies data set submission is missing, or its "
+            "file cannot be used (empty, not UTF-8, a header table without exactly one valid "
+            "row); reported before anything is derived, and nothing is."
+        ),
+    ),
+    ErrorCode(
+        "FI151",
+        "Data set column missing",
+        (
+            "Read: a data set table lacks a column the reader requires (named in the issue); "
+            "reported before anything is derived, and nothing is."
+        ),
+    ),
+    ErrorCode(
+        "FI152",
+        "Data set submissions ambiguous",
+        (
+            "Read: two data set submissions of one provider and reporting month have the same "
+            "File_Type and DateTimeDatSetCreate, so neither can replace the other; both are "
+            "refused and nothing is derived."
+        ),
+    ),
+    ErrorCode(
+        "FI153",
+        "Data set row invalid",
+        (
+            "Read: a data set row's field breaks its rule (blank identifier or date, not a "
+            "date, a code outside its list, an invalid NHS number); that row is rejected."
+        ),
+    ),
+    ErrorCode(
+        "FI154",
+        "Data set score invalid",
+        (
+            "Read: a data set PersScore is not a number, NA or N/A, has too many decimals, or "
+            "lies outside its assessment tool's range; that row is rejected."
+        ),
+    ),
+    ErrorCode(
+        "FI155",
+        "Assessment tool unknown",
+        (
+            "Read: a data set CodedAssToolType is not a concept the data set's score checks "
+            "know; that row is rejected."
+        ),
+    ),
+    ErrorCode(
+        "FI156",
+        "Score cannot be dated",
+        (
+            "Read: an IDS607 score names a care activity that is not in the data set or whose "
+            "care contact is not, so it has no date; that row is rejected."
+        ),
+    ),
+    ErrorCode(
+        "FI157",
+        "Score outside its referral",
+        (
+            "Read: a data set score is dated before its referral was received or after it was "
+            "discharged; that row is rejected and the pathway derived without it."
+        ),
+    ),
+    ErrorCode(
+        "FI158",
+        "Pathway has no NHS number",
+        (
+            "Read: a derived data set pathway has no NHS number (IDS001 blank or absent), so it "
+            "cannot become an episode."
+        ),
+    ),
+    ErrorCode(
         "FI200",
         "Mapping error",
         (

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         },
     ),
     ("read", {"sources"}),
-    ("map", {"mapping"}),
+    ("map", {"mapping", "dataset"}),
     ("build and validate", {"fhir"}),
     ("emit", {"emit"}),
     ("push", {"client", "push"}),
