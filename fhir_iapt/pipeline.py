@@ -33,24 +33,29 @@ import os
 import pickle
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import orjson
 
 from fhir_iapt._data import profiles_dir
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentSource, current_register
+from fhir_iapt.dataset import Disagreement
 from fhir_iapt.emit._encode import not_json
 from fhir_iapt.errors import FhirIaptError, Location, ProfileError, ReadError
 from fhir_iapt.fhir.options import DEFAULT_OPTIONS, BuildOptions
+from fhir_iapt.ledger import DEFAULT_WINDOW_DAYS, Ledger
 from fhir_iapt.mapping import Mapping, load_mapping, map_record, read_source
 from fhir_iapt.results import BundleKind, Converted, Rejected, Result, Skipped
+from fhir_iapt.scoring.episode import OutcomeConsent
 from fhir_iapt.sources import SourceRecord, portable, revive
-from fhir_iapt.targets import target_of
+from fhir_iapt.targets import Target, target_of
 
 _log = logging.getLogger("fhir_iapt.pipeline")
+
+R = TypeVar("R")
 
 Validation = Literal["none", "first", "full"]
 MappingRef = str | os.PathLike[str] | Mapping[Any]
@@ -80,23 +85,39 @@ def convert_record(
         return Rejected(exc, exc.location or record.location)
     except Exception as exc:  # a defect met by one record must not end the run
         return _unexpected(exc, record, "map")
+    return gate_and_build(canonical, target, record.location, options, consent=consent)
+
+
+def gate_and_build(
+    canonical: R,
+    target: Target[R],
+    location: Location,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    *,
+    consent: ConsentSource | None = None,
+) -> Converted | Skipped | Rejected:
+    """The half of :func:`convert_record` after the map stage, for a record already in its
+    target's canonical form (the data-set outcomes come this way): gate, build, serialise.
+
+    A consent register that cannot be read raises ConfigError, as in :func:`convert_record`.
+    """
     register = current_register(consent)  # ConfigError: nothing is decided without it
     tree: Any = None
     try:
         decision = target.gate(canonical, register)
         key = target.key(canonical)
         if decision is not None:
-            return Skipped(key, decision[0], decision[1], record.location)
+            return Skipped(key, decision[0], decision[1], location)
         tree = target.build(canonical, options)
         data = orjson.dumps(tree)
     except orjson.JSONEncodeError:  # text JSON cannot carry (a lone surrogate): named, no value
-        error = not_json(record.location, tree, "Bundle")
-        return Rejected(error, record.location)
+        error = not_json(location, tree, "Bundle")
+        return Rejected(error, location)
     except FhirIaptError as exc:
-        return Rejected(exc, exc.location or record.location)
+        return Rejected(exc, exc.location or location)
     except Exception as exc:
-        return _unexpected(exc, record, "build")
-    return Converted.from_json(key, data, record.location, target.kind)
+        return _unexpected_at(exc, location, "build")
+    return Converted.from_json(key, data, location, target.kind)
 
 
 #: A record met a failure the adapter did not foresee (a defect): rejected, the run goes on.
@@ -104,6 +125,10 @@ UNEXPECTED = "FI001"
 
 
 def _unexpected(exc: Exception, record: SourceRecord, stage: str) -> Rejected:
+    return _unexpected_at(exc, record.location, stage)
+
+
+def _unexpected_at(exc: Exception, location: Location, stage: str) -> Rejected:
     """Reject the record with a fixed message (the exception's text may quote its values) and
     log the exception's type and where, never its message."""
     log_event(
@@ -112,15 +137,15 @@ def _unexpected(exc: Exception, record: SourceRecord, stage: str) -> Rejected:
         "unexpected failure converting a record",
         stage=stage,
         exception=type(exc).__name__,
-        location=record.location.render(),
+        location=location.render(),
     )
     error = FhirIaptError(
         f"the adapter failed unexpectedly at the {stage} stage on this record "
         f"({type(exc).__name__}); it is rejected and the run goes on",
-        location=record.location,
+        location=location,
         error_code=UNEXPECTED,
     )
-    return Rejected(error, record.location)
+    return Rejected(error, location)
 
 
 class ShapeCache:
@@ -264,6 +289,114 @@ def convert_bytes(
             consent=consent,
         )
     )
+
+
+# --- outcomes from the NHS Talking Therapies Data Set ---------------------------------------
+
+
+@dataclass(slots=True)
+class DatasetReport:
+    """What a data-set outcomes run found besides its results: per pathway, every NHS Digital
+    derived field that disagrees with our derivation (neither is preferred; both are shown).
+    Pathway ids (``OrgIDProv || ServiceRequestId``) and the fields' codes and numbers only:
+    no patient data."""
+
+    pathways: int = 0
+    disagreements: dict[str, list[Disagreement]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        by_field: dict[str, int] = {}
+        items = []
+        for pathway, found in self.disagreements.items():
+            for item in found:
+                by_field[item.field] = by_field.get(item.field, 0) + 1
+                items.append(
+                    {
+                        "pathway": pathway,
+                        "field": item.field,
+                        "theirs": item.theirs,
+                        "ours": item.ours,
+                    }
+                )
+        return {
+            "pathways": self.pathways,
+            "pathways_disagreeing": len(self.disagreements),
+            "by_field": dict(sorted(by_field.items())),
+            "items": items,
+        }
+
+
+#: How a ledger referral's recorded choice reads as an episode's consent to share outcomes.
+_LEDGER_CONSENT: dict[bool | None, OutcomeConsent | None] = {True: "Y", False: "N", None: None}
+
+
+def convert_dataset(
+    directory: str | os.PathLike[str],
+    *,
+    ledger: Ledger,
+    consent: ConsentSource | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    options: BuildOptions = DEFAULT_OPTIONS,
+    validation: Validation = "first",
+    shape_cache: ShapeCache | None = None,
+    report: DatasetReport | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+) -> Iterator[Result]:
+    """Outcome bundles from a data set's tables, each answering the referral the adapter sent.
+
+    Every pathway :func:`~fhir_iapt.dataset.read_dataset` derives is matched to the one ledger
+    referral it answers (:meth:`~fhir_iapt.ledger.Ledger.match`: NHS number, provider, the
+    referral received 0..``window_days`` days after it was authored). No match, or several:
+    the pathway is Skipped with the ledger's reason and nothing is sent. Matched, it becomes
+    an episode ``basedOn`` that ServiceRequest, its consent the patient's choice recorded in
+    the referral, unless ``consent`` (a register, read live) is stricter; then the same gate
+    and builder as every episode (:func:`gate_and_build`). File errors and bad rows come as
+    Rejected. Disagreements with NHS Digital's derived fields go to ``report``.
+    """
+    from fhir_iapt.dataset import episode_record, read_dataset
+    from fhir_iapt.targets import EPISODE_TARGET
+
+    check = _Checker(validation, cache=None, options=options)
+    del shape_cache  # no mapping file to key a remembered shape check by: checked per run
+    scratch = Path(workdir) if workdir is not None else None
+    for item in read_dataset(Path(directory), workdir=scratch):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        if report is not None:
+            report.pathways += 1
+            if item.disagreements:
+                report.disagreements[item.pathway_id] = list(item.disagreements)
+        if item.nhs_number is None:  # nothing to match or address: episode_record's FI158
+            try:
+                episode_record(
+                    item, referral_identifier_system="", referral_identifier="", consent=None
+                )
+            except FhirIaptError as exc:
+                yield Rejected(exc, exc.location or item.location)
+            continue
+        match = ledger.match(
+            nhs_number=item.nhs_number,
+            provider_ods=item.provider_ods,
+            received=item.referral_received,
+            window_days=window_days,
+        )
+        if match.entry is None:
+            yield Skipped(
+                item.key, match.reason or "no-referral-in-ledger", match.detail, item.location
+            )
+            continue
+        try:
+            record = episode_record(
+                item,
+                referral_identifier_system=match.entry.identifier_system,
+                referral_identifier=match.entry.identifier,
+                consent=_LEDGER_CONSENT[match.entry.share_outcomes],
+            )
+        except FhirIaptError as exc:
+            yield Rejected(exc, exc.location or item.location)
+            continue
+        yield check(gate_and_build(record, EPISODE_TARGET, item.location, options, consent=consent))
 
 
 # --- parallel conversion --------------------------------------------------------------------
@@ -587,15 +720,18 @@ class Tally:
 
 
 __all__ = [
+    "DatasetReport",
     "MappingRef",
     "ReadProgress",
     "ShapeCache",
     "Tally",
     "Validation",
     "convert_bytes",
+    "convert_dataset",
     "convert_file",
     "convert_files",
     "convert_record",
     "convert_stream",
+    "gate_and_build",
     "validated",
 ]
