@@ -44,9 +44,10 @@ error message carries an NHS number or any other value from a bundle.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -83,9 +84,8 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         ltc_snomed        TEXT,
         share_outcomes    INTEGER,        -- 1 permit, 0 deny, NULL no Consent
         PRIMARY KEY (identifier_system, identifier)
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX referral_by_patient ON referral (nhs_number, authored_on);
-    CREATE INDEX referral_by_date ON referral (authored_on);
     """,
 )
 
@@ -123,6 +123,11 @@ class LedgerError(ConfigError):
     value from the bundle."""
 
     code = UNUSABLE
+
+
+#: An entry as stored: identifier system and value, NHS number, authoredOn (ISO date),
+#: performer ODS, LTC SNOMED code, share outcomes (1, 0 or None).
+LedgerRow = tuple[str, str, str, str, str | None, str | None, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,14 +339,13 @@ _SEAM: Final = b'},{"fullUrl":"'
 _REQUEST: Final = b'"resource":{"resourceType":"ServiceRequest",'
 _CONDITION: Final = b'"resource":{"resourceType":"Condition",'
 _CONSENT: Final = b'"resource":{"resourceType":"Consent",'
-_REQUEST_SYSTEM: Final = b'"identifier":[{"system":"'
-_REQUEST_VALUE: Final = b'","value":"'
-_AUTHORED: Final = b'"authoredOn":"'
-_SUBJECT: Final = b'"subject":{"reference":"'
-_PERFORMER: Final = (
-    b'"performer":[{"type":"Organization","identifier":{"system":"'
-    + ODS_ORGANIZATION.encode()
-    + b'","value":"'
+_REQUEST_ID: Final = re.compile(rb'"identifier":\[\{"system":"([^"\\]+)","value":"([^"\\]+)"')
+_SUBJECT_AUTHORED: Final = re.compile(
+    rb'"subject":\{"reference":"([^"\\]+)"\},"authoredOn":"(\d{4}-\d{2}-\d{2})(?:T[^"\\]*)?"'
+)
+_PERFORMER: Final = re.compile(
+    rb',"requester":\{"reference":"[^"\\]*"\},"performer":\[\{"type":"Organization",'
+    rb'"identifier":\{"system":"' + re.escape(ODS_ORGANIZATION.encode()) + rb'","value":"([^"\\]+)"'
 )
 _NHS: Final = b'"system":"' + NHS_NUMBER.encode() + b'","value":"'
 _LTC: Final = b'"code":{"coding":[{"system":"' + SNOMED.encode() + b'","code":"'
@@ -370,26 +374,34 @@ def _after(data: bytes, key: bytes, start: int, end: int) -> tuple[str | None, i
     return raw.decode("utf-8").strip() or None, close
 
 
-def _fast_entry(data: bytes) -> LedgerEntry | None:
+def _text(raw: bytes) -> str | None:
+    return raw.decode("utf-8").strip() or None
+
+
+def _fast_row(data: bytes) -> LedgerRow | None:
     """The entry read straight from the bytes the builder made (a referral bundle is ~14 kB;
     parsing it whole would cost a fifth of converting its record). None when anything is not
-    where the builder puts it (each field is looked for after the one before, in the
-    builder's order): the caller then parses the bundle. What is found here is what
+    where the builder puts it (the ServiceRequest's fields are matched in the builder's key
+    order): the caller then parses the bundle. What is found here is what
     :func:`entry_from_bundle` finds; an optional value is taken as absent only when its
     element (or resource) is not in the bytes at all."""
     request = data.rfind(_REQUEST)
     if request < 0:
         return None
     end = _span(data, request)
-    system, at = _after(data, _REQUEST_SYSTEM, request, end)
-    if system is None or not data.startswith(_REQUEST_VALUE, at):
+    at = data.find(b'"identifier":[{', request, end)
+    head = _REQUEST_ID.match(data, at) if at >= 0 else None
+    if head is None:
         return None
-    value, at = _after(data, _REQUEST_VALUE, at, end)
-    reference, at = _after(data, _SUBJECT, at, end)
-    authored, at = _after(data, _AUTHORED, at, end)
-    if value is None or authored is None or reference is None:
+    at = data.find(b'"subject":{', head.end(), end)
+    subject = _SUBJECT_AUTHORED.match(data, at) if at >= 0 else None
+    if subject is None:
         return None
-    performer, _ = _after(data, _PERFORMER, at, end)
+    system, value, reference = _text(head[1]), _text(head[2]), _text(subject[1])
+    if system is None or value is None or reference is None:
+        return None
+    performed = _PERFORMER.match(data, subject.end())
+    performer = _text(performed[1]) if performed is not None else None
     if performer is None and data.find(b'"performer":', request, end) >= 0:
         return None
     patient = data.find(
@@ -417,38 +429,47 @@ def _fast_entry(data: bytes) -> LedgerEntry | None:
             return None
     elif data.find(b'"resourceType":"Consent"') >= 0:
         return None
+    authored = subject[2].decode()
     try:
-        authored_on = date.fromisoformat(authored[:10])
+        date.fromisoformat(authored)
     except ValueError:
         return None
-    return LedgerEntry(
-        identifier_system=system,
-        identifier=value,
-        nhs_number=nhs_number,
-        authored_on=authored_on,
-        performer_ods=performer,
-        ltc_snomed=ltc,
-        share_outcomes=share,
+    return (
+        system,
+        value,
+        nhs_number,
+        authored,
+        performer,
+        ltc,
+        None if share is None else int(share),
     )
 
 
 def entry_from_json(data: bytes) -> LedgerEntry | None:
     """:func:`entry_from_bundle` of a bundle's JSON bytes (``Converted.json()``): read straight
     from the bytes when they are laid out as the builder makes them, else parsed."""
-    fast = _fast_entry(data)
+    row = referral_row(data)
+    return _entry(row) if row is not None else None
+
+
+def referral_row(data: bytes) -> LedgerRow | None:
+    """:func:`entry_from_json` as the row :meth:`Ledger.record_rows` stores: the cheap way to
+    record many referrals (``fhir-iapt convert`` and the relay use it)."""
+    fast = _fast_row(data)
     if fast is not None:
         return fast
     try:
         bundle = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise _not_recordable("Bundle", "is not JSON") from None
-    return entry_from_bundle(bundle) if isinstance(bundle, dict) else None
+    entry = entry_from_bundle(bundle) if isinstance(bundle, dict) else None
+    return _row(entry) if entry is not None else None
 
 
 # --- the ledger file -----------------------------------------------------------------------
 
 
-def _row(entry: LedgerEntry) -> tuple[Any, ...]:
+def _row(entry: LedgerEntry) -> LedgerRow:
     return (
         entry.identifier_system,
         entry.identifier,
@@ -483,8 +504,9 @@ class Ledger:
                 if isinstance(result, Converted) and result.kind == "referral":
                     ledger.record_bundle(result.bundle)
 
-    (or ``ledger.record_all`` over :func:`entry_from_json` of ``result.json()`` in batches, as
-    ``fhir-iapt convert`` does; ``write_results(..., ledger=ledger)`` in
+    (or, cheaper, :meth:`record_rows` in batches over :func:`referral_row` of
+    ``result.json()``, which reads the builder's bytes without parsing the bundle, as
+    ``fhir-iapt convert`` does: ``write_results(..., ledger=ledger)`` in
     :mod:`fhir_iapt.cli._run` is that writer). One instance may be used by several threads;
     each call is one transaction. ``synchronous="full"`` makes a committed entry survive power
     loss (the relay uses its outbox's setting), ``"normal"`` a killed process only.
@@ -579,7 +601,10 @@ class Ledger:
 
     def record_all(self, entries: Iterable[LedgerEntry]) -> int:
         """:meth:`record` each entry, all in one transaction; returns how many."""
-        rows = [_row(entry) for entry in entries]
+        return self.record_rows([_row(entry) for entry in entries])
+
+    def record_rows(self, rows: Sequence[LedgerRow]) -> int:
+        """:meth:`record_all` for rows made by :func:`referral_row`; returns how many."""
         if rows:
             self._write(_UPSERT, iter(rows))
         return len(rows)
@@ -697,8 +722,10 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "LedgerError",
+    "LedgerRow",
     "Match",
     "default_ledger_path",
     "entry_from_bundle",
     "entry_from_json",
+    "referral_row",
 ]

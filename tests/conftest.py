@@ -8,6 +8,9 @@
                          ``.url``, ``.start()``, ``.stop()``, ``.running``. Stop it and start it
                          again to take the server down and bring it back with its data. Every
                          server it made is stopped when the test ends.
+
+Every test runs with ``XDG_DATA_HOME`` in a temporary folder, so ``fhir-iapt convert`` without
+``--ledger`` records its referrals there, never in the user's own referral ledger.
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from typing import Any
 
 import pytest
 from fhir_server import FhirServer, ServerFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default referral ledger ($XDG_DATA_HOME/fhir-iapt) is a temporary one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+        patch.delenv("FHIR_IAPT_LEDGER", raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import click
 #: name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
     "convert": "fhir_iapt.cli.convert:convert",
+    "ledger": "fhir_iapt.cli.ledger:ledger",
     "outcomes": "fhir_iapt.cli.outcomes:outcomes",
     "validate": "fhir_iapt.cli.validate:validate",
     "push": "fhir_iapt.cli.push:push",

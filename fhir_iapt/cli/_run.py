@@ -25,6 +25,7 @@ from fhir_iapt.emit import (
     write_summary,
 )
 from fhir_iapt.errors import FhirIaptError, UnwritableRecordError
+from fhir_iapt.ledger import Ledger, LedgerError, LedgerRow, referral_row
 from fhir_iapt.pipeline import ReadProgress, ShapeCache, Tally
 from fhir_iapt.results import Converted, Rejected, Result
 
@@ -108,21 +109,30 @@ def write_results(
     label: str,
     read: ReadProgress | None = None,
     total_bytes: int | None = None,
+    ledger: Ledger | None = None,
 ) -> int:
     """Write every result, then ``summary.json``; return the exit code.
 
     ``read`` (given to the conversion) and ``total_bytes`` (the inputs' size) let the progress
     display on a terminal show how much of the input is read and the time left.
+
+    With a ``ledger``, every referral written is recorded in it (:class:`_Recorder`: read from
+    the bundle's bytes, inserted :data:`LEDGER_BATCH` at a time); a referral bundle the ledger
+    cannot record is rejected (FI831) and not written, so nothing is sent unrecorded. A ledger
+    that cannot be written raises :class:`~fhir_iapt.ledger.LedgerError`.
     """
     if layout == "bulk" and output_format == "xml":
         raise click.UsageError("--layout bulk is NDJSON by definition; use --format json")
     out_dir.mkdir(parents=True, exist_ok=True)
     tally = Tally()
     position = (lambda: read.bytes_read) if read is not None else None
+    recorder = _Recorder(ledger) if ledger is not None else None
     with (
         ExitStack() as stack,
         Progress(label, total_bytes=total_bytes, position=position) as progress,
     ):
+        if recorder is not None:
+            stack.callback(recorder.flush)  # what was written is recorded, even on a failure
         writer: OutputWriter
         if layout == "bulk":
             writer = stack.enter_context(BulkWriter(out_dir))
@@ -133,10 +143,16 @@ def write_results(
         rejects = stack.enter_context(RejectsWriter(out_dir))
         for result in results:
             if isinstance(result, Converted):
+                row: LedgerRow | None = None
                 try:
+                    if recorder is not None and result.kind == "referral":
+                        row = referral_row(result.json())
                     writer.write(result)
-                except UnwritableRecordError as exc:  # nothing of it written: reject it
+                except (UnwritableRecordError, LedgerError) as exc:  # nothing of it written
                     result = Rejected(exc, exc.location or result.location)
+                else:
+                    if row is not None and recorder is not None:
+                        recorder.add(row)
             tally.add(result)
             if isinstance(result, Rejected):
                 rejects.write(result)
@@ -154,7 +170,33 @@ def write_results(
         f"{sum(tally.skipped.values())} skipped, {tally.rejected_total} rejected -> {out_dir}",
         err=True,
     )
+    if recorder is not None and ledger is not None:
+        click.echo(
+            f"{label}: {recorder.recorded} referrals recorded in the ledger {ledger.path}", err=True
+        )
     return EXIT_REJECTED if tally.rejected_total else EXIT_OK
+
+
+#: Ledger entries inserted per transaction while writing results.
+LEDGER_BATCH = 1000
+
+
+class _Recorder:
+    """Ledger rows of the referrals written, inserted a batch per transaction."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.pending: list[LedgerRow] = []
+        self.recorded = 0
+
+    def add(self, row: LedgerRow) -> None:
+        self.pending.append(row)
+        if len(self.pending) >= LEDGER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        self.recorded += self.ledger.record_rows(pending)
 
 
 def input_bytes(paths: Iterable[Path]) -> int | None:
@@ -181,6 +223,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REJECTED",
     "EXIT_USAGE",
+    "LEDGER_BATCH",
     "Layout",
     "OutputFormat",
     "default_shape_cache",

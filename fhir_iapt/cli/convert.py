@@ -22,6 +22,7 @@ from fhir_iapt.cli._run import (
 )
 from fhir_iapt.errors import ConfigError, MappingError
 from fhir_iapt.fhir.options import BuildOptions
+from fhir_iapt.ledger import LEDGER_ENV, Ledger, LedgerError, default_ledger_path
 from fhir_iapt.limits import ENV_VARS, Limits
 from fhir_iapt.mapping import load_mapping
 from fhir_iapt.pipeline import ReadProgress, Validation, convert_files
@@ -56,6 +57,14 @@ from fhir_iapt.pipeline import ReadProgress, Validation, convert_files
     type=int,
     help=f"Digits in one number (default: ${ENV_VARS['max_number_digits']} or 1000).",
 )
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The referral ledger each converted referral is recorded in, for fhir-iapt outcomes "
+    f"to match pathways to (default: ${LEDGER_ENV}, else "
+    "$XDG_DATA_HOME/fhir-iapt/ledger.sqlite, i.e. ~/.local/share/fhir-iapt/ledger.sqlite).",
+)
 def convert(
     inputs: tuple[Path, ...],
     mapping_ref: str,
@@ -69,13 +78,19 @@ def convert(
     max_field_chars: int | None,
     max_line_bytes: int | None,
     max_number_digits: int | None,
+    ledger_path: Path | None,
 ) -> NoReturn:
     """Convert clinic export files (CSV, JSON or XML) to FHIR referral bundles.
 
     Writes the bundles, rejects.ndjson (one OperationOutcome per rejected record) and
-    summary.json into OUT. Exit status: 0 nothing rejected, 1 some rejected, 2 usage error.
+    summary.json into OUT. Exit status: 0 nothing rejected, 1 some rejected, 2 usage error
+    (a ledger that cannot be opened or written included).
     The input limits (see the README's Limits) come from the --max-* options, else the
     FHIR_IAPT_MAX_* environment variables, else their defaults.
+
+    Every converted referral is recorded in the referral ledger (--ledger): one file that
+    outlives any one --out folder, so the referrals of every month's run are there when
+    fhir-iapt outcomes matches the data set's pathways to them.
     """
     given = {
         "max_depth": max_depth,
@@ -85,7 +100,15 @@ def convert(
     }
     with _limits_in_env({k: v for k, v in given.items() if v is not None}):
         _convert(
-            inputs, mapping_ref, out_dir, layout, output_format, workers, validation, request_method
+            inputs,
+            mapping_ref,
+            out_dir,
+            layout,
+            output_format,
+            workers,
+            validation,
+            request_method,
+            ledger_path or default_ledger_path(),
         )
 
 
@@ -126,10 +149,15 @@ def _convert(
     workers: int,
     validation: Validation,
     request_method: str,
+    ledger_path: Path,
 ) -> NoReturn:
     try:
         mapping = load_mapping(mapping_ref)
     except MappingError as exc:
+        fail_usage(exc)
+    try:
+        ledger = Ledger(ledger_path)
+    except LedgerError as exc:
         fail_usage(exc)
     options = BuildOptions(
         request_method="put" if request_method == "put" else "conditional-create"
@@ -143,14 +171,20 @@ def _convert(
         shape_cache=default_shape_cache(),
         progress=(read := ReadProgress()),
     )
-    code = write_results(
-        results,
-        out_dir=out_dir,
-        layout=layout,
-        output_format=output_format,
-        inputs=[p.name for p in inputs],
-        label="convert",
-        read=read,
-        total_bytes=input_bytes(inputs),
-    )
+    try:
+        code = write_results(
+            results,
+            out_dir=out_dir,
+            layout=layout,
+            output_format=output_format,
+            inputs=[p.name for p in inputs],
+            label="convert",
+            read=read,
+            total_bytes=input_bytes(inputs),
+            ledger=ledger,
+        )
+    except LedgerError as exc:
+        fail_usage(exc)
+    finally:
+        ledger.close()
     raise SystemExit(code)

@@ -1,9 +1,10 @@
 """The relay's FastAPI app: ``create_app(settings)``, its lifespan, error handlers and audit.
 
 The app owns, for its lifetime: the outbox (opened at start, which releases leases a killed
-predecessor left), one FHIR client per destination, the delivery worker, the authenticator and
-the metrics. Routes live in :mod:`fhir_iapt.relay.routes` and read the settings through the
-:func:`get_settings` dependency (tests may override it).
+predecessor left), the referral ledger (``[ledger] path``), one FHIR client per destination,
+the delivery worker, the authenticator and the metrics. Routes live in
+:mod:`fhir_iapt.relay.routes` and read the settings through the :func:`get_settings`
+dependency (tests may override it).
 
 Intake's state (mappings, validator, shape-cache keys) is built once, behind an
 :class:`~fhir_iapt.relay.runtime.IntakeGate`: with ``[intake] warm_up`` (the default) by a task
@@ -36,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import Issue, operation_outcome
+from fhir_iapt.ledger import Ledger
 from fhir_iapt.pipeline import ShapeCache
 from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import FittedClient, make_clients
@@ -224,6 +226,10 @@ def create_app(
         freeze_heap()
 
     gate = IntakeGate(build, on_demand=not settings.intake.warm_up)
+
+    def open_ledger() -> Ledger:
+        return Ledger(settings.ledger_path, synchronous=settings.store.synchronous)
+
     runtime = RelayRuntime(
         settings=settings,
         outbox=outbox,
@@ -250,6 +256,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         outbox.open()
+        try:
+            runtime.ledger = open_ledger()  # FI830 if it cannot be opened: the app won't start
+        except BaseException:
+            outbox.close()
+            raise
         owned: dict[str, FittedClient] = make_clients(settings) if clients is None else {}
         worker = DeliveryWorker(
             outbox,
@@ -269,6 +280,9 @@ def create_app(
             for client in owned.values():
                 await client.aclose()
             outbox.close()
+            if runtime.ledger is not None:
+                runtime.ledger.close()
+                runtime.ledger = None
 
     app = FastAPI(
         title="fhir-iapt relay",

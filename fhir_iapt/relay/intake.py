@@ -20,12 +20,14 @@ be taken at all; per-record problems are in :class:`IntakeResult`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentSource
 from fhir_iapt.errors import (
     ConfigError,
@@ -35,6 +37,7 @@ from fhir_iapt.errors import (
     RequestRefusedError,
     operation_outcome,
 )
+from fhir_iapt.ledger import Ledger, LedgerError, LedgerRow, referral_row
 from fhir_iapt.relay.destinations import route
 from fhir_iapt.relay.settings import RelaySettings
 from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, Outbox
@@ -53,6 +56,7 @@ MEDIA_TYPES: dict[str, frozenset[str]] = {
 }
 FHIR_JSON = "application/fhir+json"
 BODY_NAME = "body"
+_log = logging.getLogger("fhir_iapt.relay")
 
 
 class IntakeError(RequestRefusedError):
@@ -356,11 +360,20 @@ def take(
     settings: RelaySettings,
     outbox: Outbox,
     on_queued: Callable[[], None] | None = None,
+    ledger: Ledger | None = None,
 ) -> IntakeResult:
-    """Route and queue the converted results (one committed transaction)."""
+    """Route and queue the converted results (one committed transaction).
+
+    With a ``ledger``, each referral queued (a duplicate too: recording is idempotent) is then
+    recorded in it, after the outbox commit; a referral it cannot record (FI831) is rejected,
+    not queued. If the ledger cannot be written the request is answered 503: the messages
+    stay queued, and sending the body again (deduplicated) records them.
+    """
     out = IntakeResult()
     messages: list[NewMessage] = []
     keys: list[tuple[str, str]] = []
+    rows: list[LedgerRow] = []
+    recording = ledger is not None and direction == "referral"
     for result in results:
         where = result.location.render()
         if isinstance(result, Converted):
@@ -370,6 +383,14 @@ def take(
                 _rejected(exc, where, out)
                 continue
             payload = result.json()  # the bytes the builder made: not parsed, not re-serialised
+            if recording and result.kind == "referral":
+                try:
+                    row = referral_row(payload)
+                except LedgerError as exc:
+                    _rejected(exc, where, out)
+                    continue
+                if row is not None:
+                    rows.append(row)
             messages.append(
                 NewMessage(
                     direction, destination, dedup_key(direction, result.key, payload), payload
@@ -399,7 +420,32 @@ def take(
                 out.new += 1
         if out.new and on_queued is not None:
             on_queued()
+    if rows and ledger is not None:
+        _record(ledger, rows)
     return out
+
+
+def _record(ledger: Ledger, rows: list[LedgerRow]) -> None:
+    try:
+        ledger.record_rows(rows)
+    except LedgerError as exc:
+        log_event(
+            _log,
+            logging.ERROR,
+            "referrals were queued but the referral ledger cannot be written; the request is "
+            "answered 503 and sending it again records them",
+            error_code=exc.error_code,
+            referrals=len(rows),
+        )
+        raise IntakeError(
+            503,
+            Issue(
+                "the referrals were queued but could not be recorded in the referral ledger; "
+                "send the same body again",
+                code="transient",
+            ),
+            headers={"Retry-After": "60"},
+        ) from None
 
 
 def no_records() -> IntakeError:

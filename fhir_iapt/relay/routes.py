@@ -224,6 +224,7 @@ def _process(
         settings=settings,
         outbox=runtime.outbox,
         on_queued=worker.wake if worker is not None else None,
+        ledger=runtime.ledger,
     )
 
 

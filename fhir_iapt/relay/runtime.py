@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import Issue, operation_outcome
+from fhir_iapt.ledger import Ledger
 from fhir_iapt.relay.audit import AuditRecord
 from fhir_iapt.relay.intake import IntakeError, Validation
 from fhir_iapt.relay.metrics import RelayMetrics
@@ -172,6 +173,9 @@ class RelayRuntime:
     #: recorded consent to share outcomes, re-read when its files change
     consent: ConsentFiles | None = None
     worker: DeliveryWorker | None = None
+    #: the referral ledger accepted referrals are recorded in (``[ledger] path``), open while
+    #: the app runs
+    ledger: Ledger | None = None
 
 
 async def get_settings(request: Request) -> RelaySettings:

@@ -75,6 +75,14 @@ class StoreSettings(_Frozen):
     synchronous: Literal["full", "normal"] = "full"
 
 
+class LedgerSettings(_Frozen):
+    """The referral ledger (:mod:`fhir_iapt.ledger`): every referral accepted into the outbox
+    is recorded there, for ``fhir-iapt outcomes`` to match the data set's pathways to.
+    ``path`` unset: ``<data_dir>/ledger.sqlite``; relative in a file: to the file's folder."""
+
+    path: Path | None = None
+
+
 class LimitsSettings(_Frozen):
     """Request limits."""
 
@@ -262,6 +270,7 @@ class RelaySettings(BaseSettings):
 
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
+    ledger: LedgerSettings = LedgerSettings()
     limits: LimitsSettings = LimitsSettings()
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     delivery: DeliverySettings = DeliverySettings()
@@ -309,6 +318,11 @@ class RelaySettings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.store.data_dir / "outbox.sqlite3"
+
+    @property
+    def ledger_path(self) -> Path:
+        """``[ledger] path``, else ``<data_dir>/ledger.sqlite``."""
+        return self.ledger.path or self.store.data_dir / "ledger.sqlite"
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -409,6 +423,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         ]
 
     fix(data.setdefault("store", {}), "data_dir", "relay-data")
+    fix(data.get("ledger"), "path")
     intake = data.get("intake")
     fix_list(intake, "consent_registers")
     fix_list(intake, "mappings", only=is_mapping_path)
@@ -672,6 +687,7 @@ __all__ = [
     "DestinationAuth",
     "IntakeSettings",
     "JwtSettings",
+    "LedgerSettings",
     "LimitsSettings",
     "OutcomeRouting",
     "ReferralRouting",
