@@ -389,6 +389,8 @@ def _fast_row(data: bytes) -> LedgerRow | None:
     if request < 0:
         return None
     end = _span(data, request)
+    if data.find(b'"contained":', request, end) >= 0:  # its fields may be a contained one's
+        return None
     at = data.find(b'"identifier":[{', request, end)
     head = _REQUEST_ID.match(data, at) if at >= 0 else None
     if head is None:
@@ -421,9 +423,9 @@ def _fast_row(data: bytes) -> LedgerRow | None:
     elif data.find(b'"resourceType":"Condition"') >= 0:
         return None
     share: bool | None = None
-    consent = data.rfind(_CONSENT, 0, request)
+    consent = data.rfind(_CONSENT)  # the last, as entry_from_bundle reads
     if consent >= 0:
-        provision, _ = _after(data, _PROVISION, consent, request)
+        provision, _ = _after(data, _PROVISION, consent, _span(data, consent))
         share = {"permit": True, "deny": False}.get(provision or "")
         if share is None:
             return None

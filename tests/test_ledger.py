@@ -387,6 +387,22 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
                 }
             )
 
+    def contained_patient(r: dict[str, Any], _: Any) -> None:
+        if r["resourceType"] == "ServiceRequest":
+            r["contained"] = [
+                {
+                    "resourceType": "Patient",
+                    "id": "p",
+                    "identifier": [{"system": "https://example.org/other", "value": "X"}],
+                }
+            ]
+
+    consent_after = copy.deepcopy(base)
+    [consent] = [e for e in base["entry"] if e["resource"]["resourceType"] == "Consent"]
+    denied = copy.deepcopy(consent)
+    denied["fullUrl"] = "urn:uuid:consent-2"
+    denied["resource"]["provision"]["type"] = "deny"
+    consent_after["entry"].append(denied)
     no_consent = copy.deepcopy(base)
     no_consent["entry"] = [e for e in base["entry"] if e["resource"]["resourceType"] != "Consent"]
     no_condition = copy.deepcopy(base)
@@ -405,6 +421,8 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
         ("no Consent", no_consent),
         ("no Condition", no_condition),
         ("entries reversed", reordered),
+        ("a second Consent after the ServiceRequest", consent_after),
+        ("a contained resource in the ServiceRequest", changed(contained_patient)),
     ]
 
 
@@ -421,6 +439,31 @@ def test_entry_from_json_agrees_on_bundles_laid_out_otherwise(
         orjson.dumps(bundle, option=orjson.OPT_INDENT_2),
     ):
         assert entry_from_json(data) == expected
+
+
+def test_a_request_without_identifier_is_fi831_from_the_bytes_too() -> None:
+    """A ServiceRequest with no identifier of its own cannot be recorded, read from bytes or
+    parsed, even when a resource contained in it has one."""
+    bundle = copy.deepcopy(_converted("diabetes.csv", "diabetes-csv")[0].bundle)
+    for entry in bundle["entry"]:
+        request = entry["resource"]
+        if request["resourceType"] == "ServiceRequest":
+            request.pop("identifier")
+            contained = [
+                {
+                    "resourceType": "Organization",
+                    "id": "o",
+                    "identifier": [{"system": "https://example.org/org", "value": "O-1"}],
+                }
+            ]
+            entry["resource"] = {"resourceType": "ServiceRequest", "contained": contained} | {
+                k: v for k, v in request.items() if k != "resourceType"
+            }
+    with pytest.raises(LedgerError) as parsed:
+        entry_from_bundle(bundle)
+    with pytest.raises(LedgerError) as read:
+        entry_from_json(orjson.dumps(bundle))
+    assert read.value.error_code == parsed.value.error_code == "FI831"
 
 
 def test_entry_from_json_of_a_blank_consent_answer_is_none() -> None:
