@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -110,8 +110,12 @@ def write_results(
     read: ReadProgress | None = None,
     total_bytes: int | None = None,
     ledger: Ledger | None = None,
+    summary_extra: Callable[[], Mapping[str, Any]] | None = None,
 ) -> int:
     """Write every result, then ``summary.json``; return the exit code.
+
+    ``summary_extra`` gives more keys for ``summary.json``, asked for once every result is
+    written (e.g. what a data-set run found beside its results).
 
     ``read`` (given to the conversion) and ``total_bytes`` (the inputs' size) let the progress
     display on a terminal show how much of the input is read and the time left.
@@ -164,6 +168,8 @@ def write_results(
             )
     summary = tally.as_dict()
     summary["inputs"] = inputs
+    if summary_extra is not None:
+        summary.update(summary_extra())
     write_summary(out_dir, summary)
     click.echo(
         f"{label}: {tally.records} records, {tally.converted} converted, "

@@ -7,6 +7,15 @@ array of them, or NDJSON; recognised by a ``resourceType`` key near the start; m
 with the ``--consent`` register read live. Same output files, options and exit codes as
 ``convert``: 0 nothing rejected, 1 some rejected, 2 usage, mapping or consent-register error.
 
+``--dataset tt-v2.1`` reads instead the NHS Talking Therapies Data Set v2.1 tables in one
+directory (one CSV per table, one folder per month below it; :mod:`fhir_iapt.dataset`) and
+matches each pathway to the referral it answers in the referral ledger (``--ledger``: what
+``convert`` and the relay sent; :mod:`fhir_iapt.ledger`): a matched pathway's outcome is
+``basedOn`` that referral and leaves only with the patient's choice recorded in it (and no
+withdrawal in a ``--consent`` register); no match or several is a counted reason. Every NHS
+Digital derived field that disagrees with our derivation is listed in ``summary.json``
+(``dataset``), per pathway.
+
 A QuestionnaireResponse carries no consent, so its outcome is sent only when a consent register
 (``--consent FILE``, repeatable: CSV with ``nhs_number`` and ``consent_share_outcomes``, e.g. the
 episode export itself) records ``Y`` for it; without one every response is skipped as
@@ -34,8 +43,22 @@ from fhir_iapt.cli._run import (
 from fhir_iapt.consent import ConsentFiles
 from fhir_iapt.errors import ConfigError, Location, MappingError
 from fhir_iapt.fhir.options import BuildOptions
+from fhir_iapt.ledger import (
+    DEFAULT_WINDOW_DAYS,
+    LEDGER_ENV,
+    Ledger,
+    LedgerError,
+    default_ledger_path,
+)
 from fhir_iapt.mapping import Mapping, load_mapping
-from fhir_iapt.pipeline import ReadProgress, ShapeCache, Validation, convert_files
+from fhir_iapt.pipeline import (
+    DatasetReport,
+    ReadProgress,
+    ShapeCache,
+    Validation,
+    convert_dataset,
+    convert_files,
+)
 from fhir_iapt.results import Result
 
 _SNIFF = 4096
@@ -95,7 +118,29 @@ def _results(
 
 @click.command()
 @click.argument(
-    "inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True, path_type=Path)
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(["tt-v2.1"]),
+    help="INPUTS is one directory of the NHS Talking Therapies Data Set v2.1 tables (one CSV per "
+    "table, e.g. IDS101Referral.csv; one folder per month below it); each pathway is matched "
+    "to its referral in --ledger.",
+)
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"With --dataset: the referral ledger convert and the relay recorded (default: "
+    f"${LEDGER_ENV}, else $XDG_DATA_HOME/fhir-iapt/ledger.sqlite).",
+)
+@click.option(
+    "--window-days",
+    type=click.IntRange(0, 3650),
+    default=DEFAULT_WINDOW_DAYS,
+    show_default=True,
+    help="With --dataset: a pathway answers a referral authored 0 to this many days before its "
+    "referral received date.",
 )
 @click.option(
     "--mapping",
@@ -118,6 +163,9 @@ def _results(
 @layout_options
 def outcomes(
     inputs: tuple[Path, ...],
+    dataset: str | None,
+    ledger_path: Path | None,
+    window_days: int,
     mapping_ref: str,
     consent_files: tuple[Path, ...],
     out_dir: Path,
@@ -135,6 +183,26 @@ def outcomes(
     summary.json into OUT. Exit status: 0 nothing rejected, 1 some rejected, 2 usage error
     (including an unreadable or malformed consent register).
     """
+    register: ConsentFiles | None = None
+    if consent_files:
+        try:
+            register = ConsentFiles(consent_files)
+        except ConfigError as exc:
+            fail_usage(exc)
+    if dataset is not None:
+        _dataset_outcomes(
+            inputs,
+            ledger_path,
+            window_days,
+            register,
+            out_dir,
+            layout,
+            output_format,
+            validation,
+            request_method,
+        )
+    if any(path.is_dir() for path in inputs):
+        raise click.UsageError("a directory is read only with --dataset (the data set's tables)")
     try:
         mapping = load_mapping(mapping_ref)
     except MappingError as exc:
@@ -147,13 +215,7 @@ def outcomes(
                 location=Location(file=str(mapping.path) if mapping.path else mapping.name),
             )
         )
-    register: ConsentFiles | None = None
-    if consent_files:
-        try:
-            register = ConsentFiles(consent_files)
-        except ConfigError as exc:
-            fail_usage(exc)
-    elif any(_is_fhir_json(path) for path in inputs):
+    if not consent_files and any(_is_fhir_json(path) for path in inputs):
         click.echo(_NO_CONSENT_HINT, err=True)
     options = BuildOptions(
         request_method="put" if request_method == "put" else "conditional-create"
@@ -182,4 +244,61 @@ def outcomes(
         )
     except ConfigError as exc:  # a consent register broke during the run: nothing is written
         fail_usage(exc)
+    raise SystemExit(code)
+
+
+def _dataset_outcomes(
+    inputs: tuple[Path, ...],
+    ledger_path: Path | None,
+    window_days: int,
+    register: ConsentFiles | None,
+    out_dir: Path,
+    layout: Layout,
+    output_format: OutputFormat,
+    validation: Validation,
+    request_method: str,
+) -> NoReturn:
+    """``outcomes DIR --dataset tt-v2.1``: the data set's pathways matched to the ledger."""
+    if len(inputs) != 1 or not inputs[0].is_dir():
+        raise click.UsageError("--dataset reads one directory: the data set's tables")
+    path = ledger_path or default_ledger_path()
+    if not path.is_file():
+        fail_usage(
+            ConfigError(
+                "there is no referral ledger here: convert (or the relay) records the referrals "
+                "it sends in it; give --ledger",
+                location=Location(file=str(path)),
+            )
+        )
+    try:
+        ledger = Ledger(path)
+    except LedgerError as exc:
+        fail_usage(exc)
+    options = BuildOptions(
+        request_method="put" if request_method == "put" else "conditional-create"
+    )
+    report = DatasetReport()
+    try:
+        results = convert_dataset(
+            inputs[0],
+            ledger=ledger,
+            consent=register,
+            window_days=window_days,
+            options=options,
+            validation=validation,
+            report=report,
+        )
+        code = write_results(
+            results,
+            out_dir=out_dir,
+            layout=layout,
+            output_format=output_format,
+            inputs=[inputs[0].name],
+            label="outcomes",
+            summary_extra=lambda: {"dataset": report.as_dict()},
+        )
+    except ConfigError as exc:  # a consent register broke during the run
+        fail_usage(exc)
+    finally:
+        ledger.close()
     raise SystemExit(code)
