@@ -53,8 +53,11 @@ def _ledger_rows(ledger: Path) -> list[tuple[str, str, str, date, bool | None]]:
     ]
 
 
-def _dataset(folder: Path, referred: list[tuple[str, date]]) -> Path:
-    """One month: a finished, recovered pathway per (NHS number, referral authored day)."""
+def _dataset(
+    folder: Path, referred: list[tuple[str, date]], *, month: str = "2026-12", last_phq9: str = "6"
+) -> Path:
+    """One month: a finished pathway per (NHS number, referral authored day), PHQ-9 18 ->
+    ``last_phq9``; a later ``month`` is a later submission restating the same pathways."""
     referrals, contacts, scores, patients = [], [], [], []
     for index, (nhs, authored) in enumerate([*referred, (STRANGER, date(2026, 1, 5))]):
         srid, lpid = f"SR{index}", f"LP{index}"
@@ -76,16 +79,19 @@ def _dataset(folder: Path, referred: list[tuple[str, date]]) -> Path:
         first, last = received + timedelta(days=20), received + timedelta(days=80)
         scores += [
             s606(PHQ9, "18", first.isoformat(), srid=srid),
-            s606(PHQ9, "6", last.isoformat(), srid=srid),
+            s606(PHQ9, last_phq9, last.isoformat(), srid=srid),
             s606(GAD7, "15", first.isoformat(), srid=srid),
             s606(GAD7, "5", last.isoformat(), srid=srid),
         ]
+    year, number = (int(part) for part in month.split("-"))
+    start = date(year, number, 1)
+    end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     write_submission(
-        folder / "2026-12",
+        folder / month,
         provider=SERVICE,
-        start="2026-12-01",
-        end="2026-12-31",
-        created="2027-01-08T09:00:00",
+        start=start.isoformat(),
+        end=end.isoformat(),
+        created=f"{(end + timedelta(days=8)).isoformat()}T09:00:00",
         patients=patients,
         referrals=referrals,
         contacts=contacts,
@@ -151,3 +157,51 @@ def test_outcomes_from_the_dataset_answer_the_referrals_on_the_server(
             answered.add((system, value))
     expected = {(s, i) for s, i, _, _, share in rows if share is not False}
     assert answered == expected
+
+
+def _last_phq9_on_server(server: str, bundles: list[dict[str, Any]]) -> list[list[float]]:
+    """Per bundle, the values of every Observation on the server with its last-PHQ-9 identifier."""
+    values = []
+    with FhirClient(server) as client:
+        for bundle in bundles:
+            [identifier] = [
+                entry["resource"]["identifier"][0]
+                for entry in bundle["entry"]
+                if entry["resource"]["identifier"][0]["value"].endswith("/score/PHQ-9/last")
+            ]
+            found = client.search(
+                "Observation", {"identifier": f"{identifier['system']}|{identifier['value']}"}
+            )
+            values.append([e["resource"]["valueQuantity"]["value"] for e in found.get("entry", [])])
+    return values
+
+
+def test_a_later_months_dataset_updates_the_outcome_it_sent_before(
+    fhir_server_factory: Any, tmp_path: Path
+) -> None:
+    """The same pathways restated next month with a new last PHQ-9: pushed again, each
+    outcome Observation on the server is updated in place (one per identifier), not kept as it
+    was and not duplicated."""
+    server = fhir_server_factory().url
+    ledger = tmp_path / "ledger.sqlite"
+    clinic_out = tmp_path / "clinic-out"
+    _cli(
+        "convert", str(EXAMPLES / "diabetes.csv"), "--mapping", "diabetes-csv",
+        "--out", str(clinic_out), "--ledger", str(ledger),
+    )  # fmt: skip
+    referred = [(nhs, authored) for _, _, nhs, authored, _ in _ledger_rows(ledger)]
+    months = []
+    for month, last in (("2026-12", "6"), ("2027-01", "4")):
+        dataset = _dataset(tmp_path / f"dataset-{month}", referred, month=month, last_phq9=last)
+        out = tmp_path / f"outcomes-{month}"
+        _cli(
+            "outcomes", str(dataset), "--dataset", "tt-v2.1", "--ledger", str(ledger),
+            "--out", str(out),
+        )  # fmt: skip
+        bundles = _lines(out / "bundles.ndjson")
+        assert all(e["request"]["method"] == "PUT" for b in bundles for e in b["entry"])
+        pushed = _cli("push", str(out), "--server", server)
+        assert pushed.exit_code == 0, pushed.output
+        months.append(bundles)
+    assert [b["id"] for b in months[0]] == [b["id"] for b in months[1]]
+    assert _last_phq9_on_server(server, months[1]) == [[4]] * len(months[1])

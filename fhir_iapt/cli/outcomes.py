@@ -14,7 +14,9 @@ matches each pathway to the referral it answers in the referral ledger (``--ledg
 ``basedOn`` that referral and leaves only with the patient's choice recorded in it (and no
 withdrawal in a ``--consent`` register); no match or several is a counted reason. Every NHS
 Digital derived field that disagrees with our derivation is listed in ``summary.json``
-(``dataset``), per pathway.
+(``dataset``), per pathway. Entries default to ``PUT`` (``--request-method``): the same pathway
+in a later month's data set gives the same resource ids, so its outcome updates the one sent
+before instead of being kept as it was.
 
 A QuestionnaireResponse carries no consent, so its outcome is sent only when a consent register
 (``--consent FILE``, repeatable: CSV with ``nhs_number`` and ``consent_share_outcomes``, e.g. the
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from click.core import ParameterSource
 
 from fhir_iapt.cli._run import (
     Layout,
@@ -190,6 +193,11 @@ def outcomes(
         except ConfigError as exc:
             fail_usage(exc)
     if dataset is not None:
+        context = click.get_current_context()
+        if context.get_parameter_source("request_method") is ParameterSource.DEFAULT:
+            # Each month's data set restates every open pathway: PUT under the deterministic
+            # ids updates the outcome sent before; a conditional create would keep the old one.
+            request_method = "put"
         _dataset_outcomes(
             inputs,
             ledger_path,
