@@ -254,6 +254,13 @@ def _runtime(client: TestClient) -> RelayRuntime:
     return runtime
 
 
+def _drain(client: TestClient) -> int:
+    """Move what the feed has pending now (it would within half a second anyway)."""
+    feed = _runtime(client).ledger_feed
+    assert feed is not None
+    return feed.drain()
+
+
 def _post(client: TestClient, data: bytes) -> Any:
     return client.post(
         "/referrals?mapping=diabetes-csv", content=data, headers={**CSV, **auth("clinic")}
@@ -275,6 +282,7 @@ def test_the_relay_records_each_accepted_referral_in_its_data_dir(
     response = _post(relay, data)
     assert response.status_code == 202
     assert len(response.json()["accepted"]) == 2
+    _drain(relay)
     ledger = _runtime(relay).ledger
     assert ledger is not None
     assert ledger.path == tmp_path / "data" / "ledger.sqlite"
@@ -291,6 +299,7 @@ def test_the_relay_records_a_resent_referral_once(relay: TestClient) -> None:
     data = diabetes_csv([{"record_id": "D1", "nhs": nhs_number(51)}])
     assert _post(relay, data).status_code == 202
     assert _post(relay, data).json()["accepted"][0]["duplicate"] is True
+    _drain(relay)
     ledger = _runtime(relay).ledger
     assert ledger is not None
     assert ledger.count() == 1
@@ -337,11 +346,12 @@ def test_the_relay_ledger_holds_no_patient_name(relay: TestClient, tmp_path: Pat
     assert GIVEN_NAME.encode() not in data
 
 
-def test_a_ledger_that_cannot_be_written_answers_503_and_a_resend_records(
+def test_a_ledger_that_cannot_be_written_keeps_the_entries_pending_until_it_can(
     relay: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The outbox committed but the ledger failed: 503 with Retry-After, the message stays
-    queued; the same body sent again is a duplicate and is recorded."""
+    """The outbox committed the message and its ledger entry together; the ledger failing
+    does not fail the POST (202, no patient data anywhere) and the entry stays pending until
+    the ledger can be written again."""
     ledger = _runtime(relay).ledger
     assert ledger is not None
     real = Ledger.record_rows
@@ -351,16 +361,39 @@ def test_a_ledger_that_cannot_be_written_answers_503_and_a_resend_records(
 
     monkeypatch.setattr(Ledger, "record_rows", broken)
     data = diabetes_csv([{"record_id": "F1", "nhs": nhs_number(81)}])
-    refused = _post(relay, data)
-    assert refused.status_code == 503
-    assert refused.headers["Retry-After"]
-    assert nhs_number(81) not in refused.text
+    accepted = _post(relay, data)
+    assert accepted.status_code == 202
+    with pytest.raises(LedgerError):
+        _drain(relay)
     assert ledger.count() == 0
+    assert len(_runtime(relay).outbox.pending_ledger_rows()) == 1
     monkeypatch.setattr(Ledger, "record_rows", real)
-    again = _post(relay, data)
-    assert again.status_code == 202
-    assert again.json()["accepted"][0]["duplicate"] is True
+    assert _drain(relay) == 1
     assert ledger.count() == 1
+    assert _runtime(relay).outbox.pending_ledger_rows() == []
+
+
+def test_entries_pending_at_a_stop_are_recorded_by_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relay stopped while its ledger could not be written (the entries still pending in the
+    outbox) records them when it starts again: nothing accepted is left out of the ledger."""
+    settings = make_settings(tmp_path / "data", intake={"warm_up": False})
+    real = Ledger.record_rows
+
+    def broken(self: Ledger, rows: Any) -> int:
+        raise LedgerError("the referral ledger cannot be written", location=Location(file="x"))
+
+    monkeypatch.setattr(Ledger, "record_rows", broken)
+    with TestClient(create_app(settings)) as client:
+        data = diabetes_csv([{"record_id": f"S{i}", "nhs": nhs_number(90 + i)} for i in range(3)])
+        assert _post(client, data).status_code == 202
+    monkeypatch.setattr(Ledger, "record_rows", real)
+    with TestClient(create_app(settings)) as client:
+        ledger = _runtime(client).ledger
+        assert ledger is not None
+        assert ledger.count() == 3
+        assert _runtime(client).outbox.pending_ledger_rows() == []
 
 
 def test_outcomes_are_not_recorded(tmp_path: Path) -> None:
@@ -377,6 +410,7 @@ def test_outcomes_are_not_recorded(tmp_path: Path) -> None:
             headers={**CSV, **auth("iapt")},
         )
         assert response.status_code == 202
+        _drain(client)
         ledger = _runtime(client).ledger
         assert ledger is not None
         assert ledger.count() == 0

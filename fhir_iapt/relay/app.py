@@ -42,6 +42,7 @@ from fhir_iapt.pipeline import ShapeCache
 from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
 from fhir_iapt.relay.destinations import FittedClient, make_clients
 from fhir_iapt.relay.intake import IntakeError, Validation, warm_up
+from fhir_iapt.relay.ledger_feed import LedgerFeed
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.routes import router
 from fhir_iapt.relay.runtime import (
@@ -258,9 +259,15 @@ def create_app(
         outbox.open()
         try:
             runtime.ledger = open_ledger()  # FI830 if it cannot be opened: the app won't start
+            feed = LedgerFeed(outbox, runtime.ledger)
+            await asyncio.to_thread(feed.start)  # records what a previous process left pending
         except BaseException:
+            if runtime.ledger is not None:
+                runtime.ledger.close()
+                runtime.ledger = None
             outbox.close()
             raise
+        runtime.ledger_feed = feed
         owned: dict[str, FittedClient] = make_clients(settings) if clients is None else {}
         worker = DeliveryWorker(
             outbox,
@@ -279,6 +286,8 @@ def create_app(
             await worker.stop(settings.server.shutdown_grace_seconds)
             for client in owned.values():
                 await client.aclose()
+            await asyncio.to_thread(feed.stop)  # what is still pending, before both close
+            runtime.ledger_feed = None
             outbox.close()
             if runtime.ledger is not None:
                 runtime.ledger.close()

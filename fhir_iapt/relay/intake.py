@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentSource
 from fhir_iapt.errors import (
     ConfigError,
@@ -364,10 +363,11 @@ def take(
 ) -> IntakeResult:
     """Route and queue the converted results (one committed transaction).
 
-    With a ``ledger``, each referral queued (a duplicate too: recording is idempotent) is then
-    recorded in it, after the outbox commit; a referral it cannot record (FI831) is rejected,
-    not queued. If the ledger cannot be written the request is answered 503: the messages
-    stay queued, and sending the body again (deduplicated) records them.
+    With a ``ledger``, each referral queued (a duplicate too: recording is idempotent) has
+    its ledger entry committed with it, in the outbox's transaction; the
+    :class:`~fhir_iapt.relay.ledger_feed.LedgerFeed` moves it into the ledger within its
+    interval, off the request path. A referral the ledger cannot record (FI831) is rejected,
+    not queued.
     """
     out = IntakeResult()
     messages: list[NewMessage] = []
@@ -409,7 +409,7 @@ def take(
         else:
             _rejected(result, where, out)
     if messages:
-        enqueued: list[Enqueued] = outbox.enqueue(messages)
+        enqueued: list[Enqueued] = outbox.enqueue(messages, ledger_rows=rows)
         for (key, where), item in zip(keys, enqueued, strict=True):
             out.accepted.append(
                 {"id": item.id, "key": key, "location": where, "duplicate": item.duplicate}
@@ -420,32 +420,7 @@ def take(
                 out.new += 1
         if out.new and on_queued is not None:
             on_queued()
-    if rows and ledger is not None:
-        _record(ledger, rows)
     return out
-
-
-def _record(ledger: Ledger, rows: list[LedgerRow]) -> None:
-    try:
-        ledger.record_rows(rows)
-    except LedgerError as exc:
-        log_event(
-            _log,
-            logging.ERROR,
-            "referrals were queued but the referral ledger cannot be written; the request is "
-            "answered 503 and sending it again records them",
-            error_code=exc.error_code,
-            referrals=len(rows),
-        )
-        raise IntakeError(
-            503,
-            Issue(
-                "the referrals were queued but could not be recorded in the referral ledger; "
-                "send the same body again",
-                code="transient",
-            ),
-            headers={"Retry-After": "60"},
-        ) from None
 
 
 def no_records() -> IntakeError:

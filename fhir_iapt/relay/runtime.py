@@ -26,6 +26,7 @@ from fhir_iapt.errors import Issue, operation_outcome
 from fhir_iapt.ledger import Ledger
 from fhir_iapt.relay.audit import AuditRecord
 from fhir_iapt.relay.intake import IntakeError, Validation
+from fhir_iapt.relay.ledger_feed import LedgerFeed
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.security import Authenticator
 from fhir_iapt.relay.settings import RelaySettings
@@ -176,6 +177,8 @@ class RelayRuntime:
     #: the referral ledger accepted referrals are recorded in (``[ledger] path``), open while
     #: the app runs
     ledger: Ledger | None = None
+    #: moves the ledger entries committed with accepted referrals into the ledger
+    ledger_feed: LedgerFeed | None = None
 
 
 async def get_settings(request: Request) -> RelaySettings:

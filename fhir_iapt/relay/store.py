@@ -36,6 +36,7 @@ One table of messages, one row per accepted record::
 from __future__ import annotations
 
 import fcntl
+import json
 import sqlite3
 import threading
 import time
@@ -78,6 +79,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
     response        BLOB NOT NULL,
     created_at      REAL NOT NULL,
     PRIMARY KEY (principal, idempotency_key)
+);
+CREATE TABLE IF NOT EXISTS ledger_pending (
+    seq             INTEGER PRIMARY KEY,
+    entry           TEXT NOT NULL
 );
 """
 
@@ -326,15 +331,46 @@ class Outbox:
 
     # --- accept --------------------------------------------------------------------------
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> list[Enqueued]:
+    def enqueue(
+        self, messages: Sequence[NewMessage], *, ledger_rows: Sequence[Sequence[Any]] = ()
+    ) -> list[Enqueued]:
         """Queue ``messages`` in a committed transaction; return their ids in order.
 
         A message whose ``dedup_key`` is already held gets the existing id (``duplicate``).
         Concurrent calls share one transaction (group commit, module docstring); each returns
         only after that transaction committed, and a call whose rows are refused raises alone.
+        ``ledger_rows`` (the referral ledger's entries for these messages) are kept in the same
+        transaction, so they are as durable as the messages and cost no commit of their own;
+        :meth:`pending_ledger_rows` hands them on to the ledger.
         """
         now = self.clock()
-        return self._write(lambda conn: self._insert(conn, messages, now))
+
+        def work(conn: sqlite3.Connection) -> list[Enqueued]:
+            out = self._insert(conn, messages, now)
+            if ledger_rows:
+                conn.executemany(
+                    "INSERT INTO ledger_pending (entry) VALUES (?)",
+                    [(json.dumps(list(row)),) for row in ledger_rows],
+                )
+            return out
+
+        return self._write(work)
+
+    def pending_ledger_rows(self, limit: int = 1000) -> list[tuple[int, list[Any]]]:
+        """Ledger entries committed with their messages and not yet in the ledger, oldest
+        first: ``(seq, row)``. :meth:`ledger_rows_done` removes them once recorded."""
+        rows = (
+            self._conn()
+            .execute("SELECT seq, entry FROM ledger_pending ORDER BY seq LIMIT ?", (limit,))
+            .fetchall()
+        )
+        return [(int(seq), json.loads(entry)) for seq, entry in rows]
+
+    def ledger_rows_done(self, last_seq: int) -> None:
+        """The pending ledger entries up to ``last_seq`` are in the ledger: forget them."""
+        self._write(
+            lambda conn: conn.execute("DELETE FROM ledger_pending WHERE seq <= ?", (last_seq,))
+        )
 
     @staticmethod
     def _insert(
