@@ -338,7 +338,8 @@ def test_the_relay_ledger_holds_no_patient_name(relay: TestClient, tmp_path: Pat
     assert (
         _post(relay, diabetes_csv([{"record_id": "N1", "nhs": nhs_number(71)}])).status_code == 202
     )
-    relay.close()  # the lifespan ends: the ledger is closed and its WAL folded in
+    _drain(relay)
+    relay.close()
     files = [p for p in (tmp_path / "data").iterdir() if p.name.startswith("ledger.sqlite")]
     data = b"".join(p.read_bytes() for p in files)
     assert nhs_number(71).encode() in data
