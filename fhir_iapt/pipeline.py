@@ -338,7 +338,6 @@ def convert_dataset(
     window_days: int = DEFAULT_WINDOW_DAYS,
     options: BuildOptions = DEFAULT_OPTIONS,
     validation: Validation = "first",
-    shape_cache: ShapeCache | None = None,
     report: DatasetReport | None = None,
     workdir: str | os.PathLike[str] | None = None,
 ) -> Iterator[Result]:
@@ -353,11 +352,11 @@ def convert_dataset(
     and builder as every episode (:func:`gate_and_build`). File errors and bad rows come as
     Rejected. Disagreements with NHS Digital's derived fields go to ``report``.
     """
-    from fhir_iapt.dataset import episode_record, read_dataset
+    from fhir_iapt.dataset import episode_record, no_nhs_number, read_dataset
     from fhir_iapt.targets import EPISODE_TARGET
 
-    check = _Checker(validation, cache=None, options=options)
-    del shape_cache  # no mapping file to key a remembered shape check by: checked per run
+    # no mapping file to key a remembered shape check by: the first bundle is checked per run
+    check = _Checker(validation, options=options)
     scratch = Path(workdir) if workdir is not None else None
     for item in read_dataset(Path(directory), workdir=scratch):
         if isinstance(item, Rejected):
@@ -367,13 +366,9 @@ def convert_dataset(
             report.pathways += 1
             if item.disagreements:
                 report.disagreements[item.pathway_id] = list(item.disagreements)
-        if item.nhs_number is None:  # nothing to match or address: episode_record's FI158
-            try:
-                episode_record(
-                    item, referral_identifier_system="", referral_identifier="", consent=None
-                )
-            except FhirIaptError as exc:
-                yield Rejected(exc, exc.location or item.location)
+        if item.nhs_number is None:  # nothing to match or address
+            error = no_nhs_number(item)
+            yield Rejected(error, error.location or item.location)
             continue
         match = ledger.match(
             nhs_number=item.nhs_number,

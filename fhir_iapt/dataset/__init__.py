@@ -45,7 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fhir_iapt.dataset._derive import Deriver, first_and_last
-from fhir_iapt.dataset._episode import DATASET_PATHWAY_SYSTEM, disagreements, episode_record
+from fhir_iapt.dataset._episode import (
+    DATASET_PATHWAY_SYSTEM,
+    disagreements,
+    episode_record,
+    no_nhs_number,
+)
 from fhir_iapt.dataset._model import DerivedPathway, Disagreement
 from fhir_iapt.dataset._store import Loader, connect
 from fhir_iapt.dataset._submissions import Submission, find_submissions
@@ -117,5 +122,6 @@ __all__ = [
     "disagreements",
     "episode_record",
     "first_and_last",
+    "no_nhs_number",
     "read_dataset",
 ]

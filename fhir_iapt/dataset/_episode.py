@@ -25,6 +25,15 @@ DATASET_PATHWAY_SYSTEM = "https://fhir-iapt.github.io/fhir/Id/tt-dataset-pathway
 NO_NHS_NUMBER = "FI158"
 
 
+def no_nhs_number(pathway: DerivedPathway) -> RecordError:
+    """The error (FI158) of a pathway that has no NHS number: nothing to match or address."""
+    return RecordError(
+        "the pathway has no NHS number (IDS001 NHSNumber blank or no IDS001 row)",
+        location=pathway.location.with_field("NHSNumber"),
+        error_code=NO_NHS_NUMBER,
+    )
+
+
 def episode_record(
     pathway: DerivedPathway,
     *,
@@ -37,11 +46,7 @@ def episode_record(
     identifier and consent come from the ledger match. Raises RecordError (FI158) when the
     pathway has no NHS number."""
     if pathway.nhs_number is None:
-        raise RecordError(
-            "the pathway has no NHS number (IDS001 NHSNumber blank or no IDS001 row)",
-            location=pathway.location.with_field("NHSNumber"),
-            error_code=NO_NHS_NUMBER,
-        )
+        raise no_nhs_number(pathway)
     return _record(
         pathway,
         nhs_number=pathway.nhs_number,

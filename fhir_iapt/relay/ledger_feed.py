@@ -38,7 +38,6 @@ class LedgerFeed:
         self.outbox = outbox
         self.ledger = ledger
         self.interval = interval
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one drain at a time (the thread, or a caller)
         self._thread: threading.Thread | None = None
@@ -52,7 +51,6 @@ class LedgerFeed:
         """Stop the thread, then move what is still pending (a failure leaves it for the next
         start)."""
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -89,11 +87,7 @@ class LedgerFeed:
             )
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
+        while not self._stop.wait(self.interval):
             self._drain_logged()
 
 
