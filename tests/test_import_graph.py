@@ -36,6 +36,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     # the joins: consent decided once, one contract per record kind, the pipeline, the
     # referral ledger (reads referral bundles; the CLI and the relay record into it)
     ("join", {"consent", "targets", "pipeline", "ledger"}),
+    # the pathway report: reads outcome inputs, the ledger and the shipped Measures
+    ("report", {"report"}),
     ("relay", {"relay"}),
     ("cli", {"cli", "__main__"}),
 ]
