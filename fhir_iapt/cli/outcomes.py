@@ -7,16 +7,15 @@ array of them, or NDJSON; recognised by a ``resourceType`` key near the start; m
 with the ``--consent`` register read live. Same output files, options and exit codes as
 ``convert``: 0 nothing rejected, 1 some rejected, 2 usage, mapping or consent-register error.
 
-``--dataset tt-v2.1`` reads instead the NHS Talking Therapies Data Set v2.1 tables in one
-directory (one CSV per table, one folder per month below it; :mod:`fhir_iapt.dataset`) and
+``--dataset tt-v2.1`` reads instead the NHS Talking Therapies Data Set v2.1 tables in one directory
+(one CSV or Parquet file per table, one folder per month below it; :mod:`fhir_iapt.dataset`) and
 matches each pathway to the referral it answers in the referral ledger (``--ledger``: what
-``convert`` and the relay sent; :mod:`fhir_iapt.ledger`): a matched pathway's outcome is
-``basedOn`` that referral and leaves only with the patient's choice recorded in it (and no
-withdrawal in a ``--consent`` register); no match or several is a counted reason. Every NHS
-Digital derived field that disagrees with our derivation is listed in ``summary.json``
-(``dataset``), per pathway. Entries default to ``PUT`` (``--request-method``): the same pathway
-in a later month's data set gives the same resource ids, so its outcome updates the one sent
-before instead of being kept as it was.
+``convert`` and the relay sent; :mod:`fhir_iapt.ledger`): a matched pathway's outcome is ``basedOn``
+that referral and leaves only with the patient's choice recorded in it (and no withdrawal in a
+``--consent`` register); no match or several is a counted reason. Every NHS Digital derived field
+that disagrees with our derivation is listed in ``summary.json`` (``dataset``), per pathway. Entries
+default to ``PUT`` (``--request-method``): the same pathway in a later month's data set gives the
+same resource ids, so its outcome updates the one sent before instead of being kept as it was.
 
 A QuestionnaireResponse carries no consent, so its outcome is sent only when a consent register
 (``--consent FILE``, repeatable: CSV with ``nhs_number`` and ``consent_share_outcomes``, e.g. the
@@ -126,9 +125,9 @@ def _results(
 @click.option(
     "--dataset",
     type=click.Choice(["tt-v2.1"]),
-    help="INPUTS is one directory of the NHS Talking Therapies Data Set v2.1 tables (one CSV per "
-    "table, e.g. IDS101Referral.csv; one folder per month below it); each pathway is matched "
-    "to its referral in --ledger.",
+    help="INPUTS is one directory of the NHS Talking Therapies Data Set v2.1 tables (one CSV or "
+    "Parquet file per table, e.g. IDS101Referral.csv; one folder per month below it); each "
+    "pathway is matched to its referral in --ledger.",
 )
 @click.option(
     "--ledger",

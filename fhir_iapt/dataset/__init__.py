@@ -1,14 +1,14 @@
 """Read: the NHS Talking Therapies Data Set v2.1 (the month's tables every service submits to
 NHS England) and derive one :class:`DerivedPathway` per referral.
 
-Input: a directory holding one CSV per table, named by the table (``IDS000Header.csv``,
-``IDS001MPI.csv``, ``IDS101Referral.csv``, ``IDS201CareContact.csv``, ``IDS202CareActivity.csv``,
-``IDS602LongTermCondition.csv``, ``IDS603PresentingComplaints.csv``,
-``IDS606CodedScoreAssessmentRefer.csv``, ``IDS607CodedScoreAssessmentAct.csv``), header = the
-official field names. Several months at once: one folder per submission below the directory.
-A Refresh replaces the Primary of its provider and month; a record submitted again (its key in
-``mappings/tables/dataset.yaml``) keeps its latest version. Parquet is not read (pyarrow is not
-a dependency): export the tables as CSV.
+Input: a directory holding one file per table, named by the table (``IDS000Header``,
+``IDS001MPI``, ``IDS101Referral``, ``IDS201CareContact``, ``IDS202CareActivity``,
+``IDS602LongTermCondition``, ``IDS603PresentingComplaints``,
+``IDS606CodedScoreAssessmentRefer``, ``IDS607CodedScoreAssessmentAct``), each a CSV (``.csv``,
+header = the official field names) or Parquet (``.parquet``, columns = the field names; needs
+the ``parquet`` extra, pyarrow), in any mix. Several months at once: one folder per submission
+below the directory. A Refresh replaces the Primary of its provider and month; a record
+submitted again (its key in ``mappings/tables/dataset.yaml``) keeps its latest version.
 
 :func:`read_dataset` yields, in this order:
 
@@ -34,7 +34,8 @@ iterator ends or is closed) and pathways are derived one at a time. Error codes:
     FI157  a score dated outside its referral's received..discharge dates
     FI158  (episode_record) a pathway with no NHS number
 
-plus the CSV reader's own row errors (FI101 wrong field count, FI103 not UTF-8, FI105 limits).
+plus the readers' own row errors (FI101 wrong field count or a Parquet list / struct cell,
+FI103 not UTF-8, FI104 a Parquet file broken part-way, FI105 limits).
 """
 
 from __future__ import annotations

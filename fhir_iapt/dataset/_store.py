@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from fhir_iapt.dataset import _values as v
-from fhir_iapt.dataset._submissions import Submission
+from fhir_iapt.dataset._submissions import Submission, table_rows
 from fhir_iapt.dataset._tables import DatasetSpec
 from fhir_iapt.errors import Location, ReadError
 from fhir_iapt.limits import Limits
 from fhir_iapt.nhs_number import is_valid_nhs_number
-from fhir_iapt.sources import read_records
 
 #: A cell breaks its field's rule (blank, date, code); the row is rejected.
 BAD_ROW = "FI153"
@@ -130,8 +129,13 @@ class Loader:
         batch: list[tuple[Any, ...]] = []
         first = True
         state = _Row()
-        with sub.file(table).open("rb") as fh:
-            for item in read_records(fh, name=name, fmt="csv", limits=self.limits):
+        wanted = self.spec.table(table)
+        columns = (*wanted.required, *wanted.optional)
+        if table == "IDS101Referral":
+            columns = (*columns, *self._derived_known)
+        rows = table_rows(sub.file(table), name=name, limits=self.limits, columns=columns)
+        try:
+            for item in rows:
                 if isinstance(item, ReadError):
                     yield item
                     continue
@@ -155,6 +159,13 @@ class Loader:
                     if len(batch) >= _BATCH:
                         self._write(sql, batch)
                         batch.clear()
+        except v.BadValue as exc:
+            # the file was usable when the submissions were checked and is not now
+            yield ReadError(
+                f"table {table}: {exc.rule}",
+                location=Location(file=name),
+                error_code=exc.error_code,
+            )
         if batch:
             self._write(sql, batch)
 

@@ -1,9 +1,11 @@
 """Find the submissions under a directory, check every table's header, and choose which
 submission's records count (a Refresh replaces the Primary of its provider and month).
 
-A submission is a folder holding ``IDS000Header.csv`` and the other eight tables, one CSV each
-named by the table: the directory itself, or any folder below it (one per month, say). Nothing
-here reads a data row except the header table's one row.
+A submission is a folder holding ``IDS000Header`` and the other eight tables, one file each
+named by the table, as CSV (``IDS101Referral.csv``) or Parquet (``IDS101Referral.parquet``;
+the ``parquet`` extra): the directory itself, or any folder below it (one per month, say). A
+table may be in either form, not both. Nothing here reads a data row except the header
+table's one row.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from fhir_iapt.dataset import _values as v
 from fhir_iapt.dataset._tables import TABLE_NAMES, DatasetSpec
 from fhir_iapt.errors import Location, ReadError
 from fhir_iapt.limits import Limits
-from fhir_iapt.sources import read_records
+from fhir_iapt.sources import SourceRecord, read_records
+from fhir_iapt.sources._parquet import (
+    ParquetUnavailable,
+    ParquetUnusable,
+    parquet_columns,
+    read_parquet,
+)
 from fhir_iapt.sources._record import field_name
 
 #: A table or a column is missing, or a table's file cannot be used at all.
@@ -29,6 +37,8 @@ COLUMN_MISSING = "FI151"
 AMBIGUOUS = "FI152"
 
 _HEADER = "IDS000Header"
+#: The forms a table's file may take, by suffix.
+SUFFIXES = (".csv", ".parquet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +52,44 @@ class Submission:
     period_end: date
     created: str  # DateTimeDatSetCreate as ISO text, "" when absent
     file_type: str | None  # File_Type when the header carries it
+    #: each table's suffix (".csv" or ".parquet"), by table name
+    suffixes: tuple[tuple[str, str], ...] = ()
+
+    def suffix(self, table: str) -> str:
+        return dict(self.suffixes).get(table, ".csv")
 
     def file(self, table: str) -> Path:
-        return self.folder / f"{table}.csv"
+        return self.folder / f"{table}{self.suffix(table)}"
 
     def name(self, table: str) -> str:
         """The table's file as locations show it, relative to the directory."""
-        return f"{table}.csv" if self.label == "." else f"{self.label}/{table}.csv"
+        return _name(self.label, f"{table}{self.suffix(table)}")
+
+
+def _name(label: str, filename: str) -> str:
+    return filename if label == "." else f"{label}/{filename}"
+
+
+def table_rows(
+    path: Path, *, name: str, limits: Limits, columns: tuple[str, ...] | None = None
+) -> Iterator[SourceRecord | ReadError]:
+    """The rows of one table's file (CSV or Parquet, by its suffix) as the CSV reader gives
+    them: ``dict[str, str]`` data, row errors as ReadError values. A Parquet file that cannot
+    be opened raises v.BadValue (checked by :func:`find_submissions` before any row is read)."""
+    if path.suffix == ".parquet":
+        try:
+            yield from read_parquet(path, name=name, limits=limits, columns=columns)
+        except (ParquetUnavailable, ParquetUnusable) as exc:
+            raise v.BadValue(str(exc), code=FILE_UNUSABLE) from None
+        return
+    with path.open("rb") as fh:
+        yield from read_records(fh, name=name, fmt="csv", limits=limits)
+
+
+def table_file(folder: Path, table: str) -> tuple[str | None, list[str]]:
+    """(the suffix of the one file ``table`` has in ``folder``, or None; the suffixes found)."""
+    found = [suffix for suffix in SUFFIXES if (folder / f"{table}{suffix}").is_file()]
+    return (found[0] if len(found) == 1 else None), found
 
 
 def _error(message: str, location: Location, code: str) -> ReadError:
@@ -77,22 +118,35 @@ def header_columns(path: Path, limits: Limits) -> list[str]:
 
 
 def _check_table(
-    folder: Path, name: str, table: str, spec: DatasetSpec, limits: Limits
-) -> list[ReadError]:
-    """Every problem that makes one table of a submission unusable (missing file or columns)."""
-    path = folder / f"{table}.csv"
+    folder: Path, label: str, table: str, spec: DatasetSpec, limits: Limits
+) -> tuple[str | None, list[ReadError]]:
+    """(the table's suffix; every problem that makes it unusable: no file, a file in both
+    forms, an unreadable header, missing or repeated columns)."""
+    suffix, found = table_file(folder, table)
+    if suffix is None:
+        name = _name(label, f"{table}.csv")
+        if found:
+            message = (
+                f"table {table} is there as both {table}.csv and {table}.parquet: "
+                "keep one, nothing says which is meant"
+            )
+        else:
+            message = f"table {table} is missing: no {table}.csv or {table}.parquet"
+        return None, [_error(message, Location(file=name), FILE_UNUSABLE)]
+    name = _name(label, f"{table}{suffix}")
     at = Location(file=name)
-    if not path.is_file():
-        note = ""
-        if (folder / f"{table}.parquet").exists():
-            note = " (Parquet is not read: the CSV export is needed)"
-        return [_error(f"table {table} is missing: no {table}.csv{note}", at, FILE_UNUSABLE)]
+    path = folder / f"{table}{suffix}"
     try:
-        columns = header_columns(path, limits)
+        columns = parquet_columns(path) if suffix == ".parquet" else header_columns(path, limits)
     except v.BadValue as exc:
-        return [_error(f"table {table}: {exc.rule}", Location(file=name, line=1), exc.error_code)]
+        return suffix, [
+            _error(f"table {table}: {exc.rule}", Location(file=name, line=1), exc.error_code)
+        ]
+    except (ParquetUnavailable, ParquetUnusable) as exc:
+        return suffix, [_error(f"table {table}: {exc}", at, FILE_UNUSABLE)]
     except OSError as exc:
-        return [_error(f"table {table} cannot be read ({exc.strerror})", at, FILE_UNUSABLE)]
+        return suffix, [_error(f"table {table} cannot be read ({exc.strerror})", at, FILE_UNUSABLE)]
+    line = 1 if suffix == ".csv" else None
     errors: list[ReadError] = []
     wanted = spec.table(table)
     for column in wanted.required:
@@ -100,7 +154,7 @@ def _check_table(
             errors.append(
                 _error(
                     f"table {table} lacks the column {column}",
-                    Location(file=name, line=1, field=column),
+                    Location(file=name, line=line, field=column),
                     COLUMN_MISSING,
                 )
             )
@@ -109,20 +163,21 @@ def _check_table(
             errors.append(
                 _error(
                     f"table {table} has the column {column} more than once",
-                    Location(file=name, line=1, field=column),
+                    Location(file=name, line=line, field=column),
                     FILE_UNUSABLE,
                 )
             )
-    return errors
+    return suffix, errors
 
 
 def _read_header(
-    folder: Path, label: str, spec: DatasetSpec, limits: Limits
+    folder: Path, label: str, suffixes: dict[str, str], spec: DatasetSpec, limits: Limits
 ) -> Submission | ReadError:
-    name = f"{_HEADER}.csv" if label == "." else f"{label}/{_HEADER}.csv"
+    suffix = suffixes[_HEADER]
+    name = _name(label, f"{_HEADER}{suffix}")
     rows = []
-    with (folder / f"{_HEADER}.csv").open("rb") as fh:
-        for item in read_records(fh, name=name, fmt="csv", limits=limits):
+    try:
+        for item in table_rows(folder / f"{_HEADER}{suffix}", name=name, limits=limits):
             if isinstance(item, ReadError):
                 return _error(
                     f"table {_HEADER}: {item.message}",
@@ -132,6 +187,8 @@ def _read_header(
             rows.append(item)
             if len(rows) > 1:
                 break
+    except v.BadValue as exc:
+        return _error(f"table {_HEADER}: {exc.rule}", Location(file=name), FILE_UNUSABLE)
     if len(rows) != 1:
         return _error(
             f"table {_HEADER} must have exactly one row (one submission per folder)",
@@ -170,14 +227,16 @@ def _read_header(
             record.location.with_field("ReportingPeriodEndDate"),
             FILE_UNUSABLE,
         )
-    return Submission(folder, label, provider, start, end, created, file_type)
+    return Submission(
+        folder, label, provider, start, end, created, file_type, tuple(sorted(suffixes.items()))
+    )
 
 
 def _folders(directory: Path) -> Iterator[Path]:
     """Every folder at or below ``directory`` holding a header table, in a stable order."""
     for root, dirs, files in os.walk(directory):
         dirs.sort()
-        if f"{_HEADER}.csv" in files:
+        if any(f"{_HEADER}{suffix}" in files for suffix in SUFFIXES):
             yield Path(root)
 
 
@@ -192,7 +251,8 @@ def find_submissions(
     if not folders:
         errors.append(
             _error(
-                f"no submission: no {_HEADER}.csv in the directory or a folder below it",
+                f"no submission: no {_HEADER}.csv or {_HEADER}.parquet in the directory "
+                "or a folder below it",
                 Location(file=field_name(directory.name) or "(directory)"),
                 FILE_UNUSABLE,
             )
@@ -200,13 +260,15 @@ def find_submissions(
     for folder in folders:
         label = folder.relative_to(directory).as_posix()
         header_ok = True
+        suffixes: dict[str, str] = {}
         for table in TABLE_NAMES:
-            name = f"{table}.csv" if label == "." else f"{label}/{table}.csv"
-            problems = _check_table(folder, name, table, spec, limits)
+            suffix, problems = _check_table(folder, label, table, spec, limits)
+            if suffix is not None:
+                suffixes[table] = suffix
             errors.extend(problems)
             header_ok = header_ok and not (problems and table == _HEADER)
         if header_ok:
-            header = _read_header(folder, label, spec, limits)
+            header = _read_header(folder, label, suffixes, spec, limits)
             if isinstance(header, ReadError):
                 errors.append(header)
             else:
@@ -257,8 +319,11 @@ __all__ = [
     "AMBIGUOUS",
     "COLUMN_MISSING",
     "FILE_UNUSABLE",
+    "SUFFIXES",
     "Submission",
     "choose",
     "find_submissions",
     "header_columns",
+    "table_file",
+    "table_rows",
 ]
