@@ -6,6 +6,7 @@ The rules (tt-dataset.md §5, DOMAIN.md; codes in ``dataset.yaml``):
 
 - **treatment contacts**: attended (AttendOrDNACode 5 / 6, or unplanned) with a treatment
   AppType (02 / 03 / 05), dated inside the referral's received..discharge dates (inclusive);
+- **first treatment date** (TherapySession_FirstDate): the earliest treatment contact's date;
 - **finished treatment**: a discharge date **and** at least ``finished_treatment_min_contacts``
   treatment contacts (an open pathway has not finished, whatever its contacts);
 - **first / last score** per measure (NHS England's pattern, V ES l.18-42): first = ORDER BY
@@ -65,6 +66,9 @@ _REFERRALS = """
 SELECT r.prov, r.srid, r.received, r.disch, r.endcode, r.nhsd, r.fid, r.row, m.nhs,
   (SELECT count(*) FROM contact c INDEXED BY contact_ref WHERE c.prov = r.prov AND c.srid = r.srid),
   (SELECT count(*) FROM contact c INDEXED BY contact_ref
+     WHERE c.prov = r.prov AND c.srid = r.srid AND c.treat = 1
+     AND c.date >= r.received AND (r.disch IS NULL OR c.date <= r.disch)),
+  (SELECT min(c.date) FROM contact c INDEXED BY contact_ref
      WHERE c.prov = r.prov AND c.srid = r.srid AND c.treat = 1
      AND c.date >= r.received AND (r.disch IS NULL OR c.date <= r.disch)),
   (SELECT max(ltc) FROM contact c INDEXED BY contact_ref WHERE c.prov = r.prov AND c.srid = r.srid)
@@ -184,7 +188,9 @@ class Deriver:
         complaint_rows: list[tuple[Any, ...]],
         ltc_rows: list[tuple[Any, ...]],
     ) -> Iterator[DerivedPathway | ReadError]:
-        prov, srid, received, disch, end, nhsd, fid, row, nhs, contacts, treatment, ltc = ref
+        (prov, srid, received, disch, end, nhsd, fid, row, nhs, contacts, treatment, first, ltc) = (
+            ref
+        )
         by_measure: dict[str, list[_Score]] = {}
         wsas_groups: dict[str, dict[str, _Score]] = {}
         for _p, _s, tool, when, clock, value, uid, grp, sfid, srow, src in score_rows:
@@ -244,6 +250,7 @@ class Deriver:
             ltc_pathway=bool(ltc),
             care_contacts=contacts,
             treatment_contacts=treatment,
+            first_treatment_date=date.fromisoformat(first) if first else None,
             finished_treatment=discharge is not None
             and treatment >= self.rules.finished_treatment_min_contacts,
             phq9=pairs.get("PHQ-9", empty)[0],

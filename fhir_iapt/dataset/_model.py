@@ -39,6 +39,8 @@ class DerivedPathway:
     ltc_pathway: bool  # a care contact with IAPTLTCServiceInd Y (integrated LTC pathway)
     care_contacts: int  # every IDS201 contact of the referral
     treatment_contacts: int  # attended or unplanned, treatment AppType, inside the dates
+    #: TherapySession_FirstDate: the date of the first treatment contact (None: never treated)
+    first_treatment_date: date | None
     finished_treatment: bool  # a discharge date and >= the minimum treatment contacts
     phq9: ScorePair = field(default_factory=ScorePair)
     gad7: ScorePair = field(default_factory=ScorePair)
