@@ -79,6 +79,7 @@ def _record(
         problem_descriptor=pathway.problem_descriptor,
         ltc_snomed=pathway.ltc_snomed,
         treatment_contacts=pathway.treatment_contacts,
+        first_treatment_date=pathway.first_treatment_date,
         end_code=pathway.end_code,
         phq9=pathway.phq9,
         gad7=pathway.gad7,

@@ -33,6 +33,7 @@ FIELD_KEYS = (
     "from",
     "type",
     "required",
+    "optional_column",
     "formats",
     "allow_future",
     "min",
@@ -54,7 +55,7 @@ _TYPE_OPTIONS: dict[str, frozenset[str]] = {
     "code": frozenset({"table", "display_to"}),
     "enum": frozenset({"values"}),
 }
-_COMMON = frozenset({"from", "type", "required"})
+_COMMON = frozenset({"from", "type", "required", "optional_column"})
 
 
 @dataclass
@@ -65,14 +66,16 @@ class Context:
     folder: Path | None
     columns: list[str]
 
-    def path(self, node: Node) -> SourcePath | None:
+    def path(self, node: Node, *, optional_column: bool = False) -> SourcePath | None:
+        """The compiled source path; a CSV column joins the header's required columns unless
+        ``optional_column`` (then a header without it reads as blank)."""
         text = node.text() if node.is_scalar() else node.fail("expected a source path")
         try:
-            compiled = compile_path(self.fmt, text)
+            compiled = compile_path(self.fmt, text, optional_column=optional_column)
         except ValueError as exc:
             node.add(str(exc))
             return None
-        if self.fmt == "csv" and text not in self.columns:
+        if self.fmt == "csv" and not optional_column and text not in self.columns:
             self.columns.append(text)
         return compiled
 
@@ -220,9 +223,16 @@ def compile_field(
     for key, child in entries.items():
         if key not in allowed:
             child.add(f"{key} does not apply to a {type_name} field")
-    path = ctx.path(entries["from"])
-    converter = _converter(type_name, entries, target, ctx)
     is_required = entries["required"].boolean() if "required" in entries else False
+    optional_column = False
+    if "optional_column" in entries:
+        optional_column = entries["optional_column"].boolean()
+        if optional_column and ctx.fmt != "csv":
+            entries["optional_column"].add("optional_column applies to CSV columns only")
+        elif optional_column and (is_required or required):
+            entries["optional_column"].add("a required field cannot have an optional column")
+    path = ctx.path(entries["from"], optional_column=optional_column)
+    converter = _converter(type_name, entries, target, ctx)
     display_to = None
     if "display_to" in entries:
         display_to = entries["display_to"].text()

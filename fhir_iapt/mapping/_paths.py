@@ -32,8 +32,10 @@ def _no_line(_data: Any) -> int | None:
     return None
 
 
-def _csv(text: str) -> SourcePath:
-    getter = operator.itemgetter(text)
+def _csv(text: str, *, optional_column: bool = False) -> SourcePath:
+    getter: Callable[[Any], Any] = (
+        operator.methodcaller("get", text) if optional_column else operator.itemgetter(text)
+    )
 
     def items(row: Any) -> list[Any]:
         raise Invalid("a CSV row has no repeating items", "structure")
@@ -137,10 +139,11 @@ def _xml(text: str) -> SourcePath:
     return SourcePath(text, get, items, line)
 
 
-def compile_path(fmt: str, text: str) -> SourcePath:
-    """Compile ``text`` for input format ``fmt``; raises ValueError (or XPathSyntaxError)."""
+def compile_path(fmt: str, text: str, *, optional_column: bool = False) -> SourcePath:
+    """Compile ``text`` for input format ``fmt``; raises ValueError (or XPathSyntaxError).
+    ``optional_column`` (CSV): a row from a header without the column reads it as absent."""
     if fmt == "csv":
-        return _csv(text)
+        return _csv(text, optional_column=optional_column)
     if fmt == "json":
         return _json(text)
     if fmt == "xml":

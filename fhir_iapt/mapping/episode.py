@@ -7,7 +7,8 @@ do, all against ``mappings/tables/measures.yaml``:
 - every score goes through :func:`fhir_iapt.scoring.episode.parse_score` (a number, inside the
   measure's range, no more decimals than it allows): the ADSM's range depends on which ADSM;
 - the ADSM must be one the table knows, and ADSM scores need the ADSM named;
-- a last score date before the first, or a discharge before the referral, is rejected.
+- a last score date before the first, a discharge before the referral, or a first treatment
+  date outside the referral's received..discharge dates is rejected.
 
 Every problem of a record is collected and raised as one :class:`~fhir_iapt.errors.RecordError`
 (scoring problems keep their ScoringError codes) whose issues name the field, never the value.
@@ -57,6 +58,7 @@ FIELDS = TargetFields(
             "adsm",
             "first_score_date",
             "last_score_date",
+            "first_treatment_date",
             "consent_share_outcomes",
             *(f for pair in SCORE_FIELDS.values() for f in pair),
         }
@@ -152,6 +154,8 @@ def build_episode_record(
         ("first_score_date", "last_score_date"),
         ("referral_received_date", "discharge_date"),
         ("referral_received_date", "first_score_date"),
+        ("referral_received_date", "first_treatment_date"),
+        ("first_treatment_date", "discharge_date"),
     ):
         a, b = _date(values, earlier), _date(values, later)
         if a is not None and b is not None and b < a:
@@ -186,6 +190,7 @@ def build_episode_record(
         problem_descriptor=_text(values, "problem_descriptor"),
         ltc_snomed=_text(values, "ltc_snomed"),
         treatment_contacts=int(contacts) if contacts is not None else None,
+        first_treatment_date=_date(values, "first_treatment_date"),
         end_code=_text(values, "end_code"),
         phq9=pairs["PHQ-9"],
         gad7=pairs["GAD-7"],

@@ -52,6 +52,8 @@ class EpisodeRecord:
     problem_descriptor: str | None = None  # ICD-10, e.g. "F41.1"
     ltc_snomed: str | None = None
     treatment_contacts: int | None = None
+    #: TherapySession_FirstDate: the first attended treatment contact (None: not recorded)
+    first_treatment_date: date | None = None
     end_code: str | None = None
     phq9: ScorePair = field(default_factory=ScorePair)
     gad7: ScorePair = field(default_factory=ScorePair)
