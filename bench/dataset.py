@@ -4,6 +4,7 @@ Therapies Data Set, against a floor measured in the same run.
     python bench/dataset.py                          # 100k pathways over 6 months
     python bench/dataset.py --pathways 20000 --months 3 --runs 3
     python bench/dataset.py --keep /tmp/ds            # keep the generated tables there
+    python bench/dataset.py --parquet                 # also the same tables as Parquet
 
 It generates one folder per month (one provider, a Primary each), each with the nine tables as
 CSV: a referral, its patient and presenting complaint in every month it is open, an LTC for a
@@ -13,7 +14,10 @@ session when that falls in the window. Then, each in a fresh process so peak RSS
 
 * ``read``   - the real path: ``fhir_iapt.dataset.read_dataset`` over the directory, every
                pathway derived (rows checked, loaded into SQLite, joined, first/last scores),
-* ``floor``  - ``csv.reader`` over the same files, counting rows (what reading them costs at all).
+* ``floor``  - ``csv.reader`` over the same files, counting rows (what reading them costs at all),
+* ``parquet`` (with ``--parquet``) - ``read_dataset`` over the same tables written as Parquet
+               (every column text, 65,536-row groups): the ratio parquet/read says what the
+               Parquet path costs beside the CSV one; the pathways must be the same count.
 
 It prints, per run and as medians over ``--runs``: rows, pathways, seconds, pathways/s, rows/s,
 the ratio read/floor and each process's peak resident size (VmHWM). The machine is shared and
@@ -241,6 +245,24 @@ print(json.dumps({"rows": rows, "seconds": elapsed, "peak": peak}))
 """
 
 
+def to_parquet(directory: Path, target: Path) -> None:
+    """The same tables as Parquet under ``target`` (same folders), every column text."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    for path in sorted(directory.rglob("*.csv")):
+        out = target / path.relative_to(directory).with_suffix(".parquet")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("rb") as fh:
+            header = fh.readline().decode().strip().split(",")
+        table = pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())),
+        )
+        pq.write_table(table, out, row_group_size=65_536)
+
+
 def _child(code: str, directory: Path) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", code, str(directory)], check=True, capture_output=True, text=True
@@ -255,21 +277,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="generate into this folder and keep it")
+    parser.add_argument("--parquet", action="store_true", help="also read the tables as Parquet")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
-        directory = args.keep or Path(tmp)
+        directory = args.keep or Path(tmp) / "csv"
         t = time.perf_counter()
         rows = generate(directory, pathways=args.pathways, months=args.months)
         print(
             f"generated {args.pathways:,} pathways, {rows:,} rows over {args.months} months "
             f"in {time.perf_counter() - t:.1f} s"
         )
-        reads, floors = [], []
+        parquet_dir = Path(tmp) / "parquet"
+        if args.parquet:
+            to_parquet(directory, parquet_dir)
+        reads, floors, parquets = [], [], []
         for run in range(args.runs):
             floor = _child(_FLOOR, directory)
             read = _child(_READ, directory)
             floors.append(floor)
             reads.append(read)
+            if args.parquet:
+                parquet = _child(_READ, parquet_dir)
+                parquets.append(parquet)
+                assert parquet["pathways"] == read["pathways"], "Parquet gave other pathways"
+                print(
+                    f"run {run + 1}: parquet {parquet['pathways']:,} pathways in "
+                    f"{parquet['seconds']:.1f} s, peak {parquet['peak'] / 2**20:.0f} MB"
+                )
             print(
                 f"run {run + 1}: read {read['pathways']:,} pathways ({read['rejected']} "
                 f"rejected) in {read['seconds']:.1f} s = "
@@ -286,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{floors[0]['rows'] / r:,.0f} rows/s), floor {f:.2f} s, read/floor {r / f:.1f}x, "
             f"peak read {statistics.median(x['peak'] for x in reads) / 2**20:.0f} MB"
         )
+        if parquets:
+            q = statistics.median(x["seconds"] for x in parquets)
+            print(
+                f"median: parquet {q:.1f} s ({reads[0]['pathways'] / q:,.0f} pathways/s), "
+                f"parquet/read {q / r:.2f}x, "
+                f"peak parquet {statistics.median(x['peak'] for x in parquets) / 2**20:.0f} MB"
+            )
     return 0
 
 
