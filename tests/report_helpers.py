@@ -94,9 +94,9 @@ def _values() -> list[KpiValue]:
                 seed = p_index + 2 * r_index + m_index
                 received = 30 + 5 * (seed % 5)
                 treated = received - 5 - 5 * (seed % 2)
-                finished = treated - 5
-                cases = finished - 5
-                recovered = 5 * ((cases // 5) // 2 + (seed % 3) - 1)
+                finished: int | None = treated - 5
+                cases: int | None = treated - 10
+                recovered: int | None = 5 * (((treated - 10) // 5) // 2 + (seed % 3) - 1)
                 # the cases a reader must not misread, one per pathway
                 if pathway == "respiratory" and provider == "RXB" and month == "2025-02":
                     finished, cases, recovered = None, None, None  # under 5: suppressed
@@ -104,7 +104,7 @@ def _values() -> list[KpiValue]:
                     recovered = 0  # a 0 numerator: not available
                 if pathway == "other" and provider == HOSTILE_PROVIDER and month == "2025-01":
                     recovered = None  # suppressed numerator
-                within_6 = treated - 5 * (1 + seed % 3)
+                within_6: int | None = treated - 5 * (1 + seed % 3)
                 within_18 = treated if seed % 2 else treated - 5
                 if pathway == "diabetes" and provider == "RXA" and month == "2025-01":
                     within_6 = None

@@ -165,10 +165,10 @@ class _Page:
             body.insert(2, '<p class="empty">There are no KPI figures in this report.</p>')
         return (
             "<!DOCTYPE html>\n"
-            '<html lang="en-GB">\n<head>\n<meta charset="utf-8">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<html lang="en-GB">\n<head>\n<meta charset="utf-8" />\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1" />\n'
             '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-            "style-src 'unsafe-inline'; img-src data:\">\n"
+            "style-src 'unsafe-inline'; img-src data:\" />\n"
             f"<title>NHS Talking Therapies for long-term conditions: pathway results "
             f"({_e(data.generated.isoformat())})</title>\n"
             f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
@@ -265,12 +265,7 @@ class _Page:
         rows = []
         seen: set[str] = set()
         for provider, month in groups:
-            cells = "".join(
-                self._cell(
-                    d, self.values.get((d.id, Group(provider, pathway, month))), provider, month
-                )
-                for d in kpis
-            )
+            cells = "".join(self._cell(d, Group(provider, pathway, month)) for d in kpis)
             first = provider not in seen
             seen.add(provider)
             lead = (
@@ -309,10 +304,7 @@ class _Page:
         rows = []
         for clinic in clinics:
             for d in kpis:
-                cells = "".join(
-                    self._cell(d, self.values.get((d.id, Group(clinic, pathway, m))), clinic, m)
-                    for m in self.months
-                )
+                cells = "".join(self._cell(d, Group(clinic, pathway, m)) for m in self.months)
                 label = "" if len(kpis) == 1 else f'<span class="fraction">{_e(d.title)}</span>'
                 rows.append(f'<tr><th scope="row">{_e(clinic)}{label}</th>{cells}</tr>')
         title = kpis[0].title if len(kpis) == 1 else "Referrals sent"
@@ -332,8 +324,13 @@ class _Page:
         )
         return f'<a href="#kpi-{_slug(d.id)}">{_e(d.title)}</a>{target}'
 
-    def _cell(self, d: KpiDefinition, v: KpiValue | None, provider: str, month: str) -> str:
-        attrs = f'data-kpi="{_e(d.id)}" data-provider="{_e(provider)}" data-month="{_e(month)}"'
+    def _cell(self, d: KpiDefinition, group: Group) -> str:
+        """The table cell of ``d`` for ``group``: the figure, or why there is none."""
+        v = self.values.get((d.id, group))
+        attrs = (
+            f'data-kpi="{_e(d.id)}" data-pathway="{_e(group.pathway)}" '
+            f'data-provider="{_e(group.provider)}" data-month="{_e(group.month)}"'
+        )
         if v is None:
             return f'<td {attrs} class="none"><span aria-label="no figure">—</span></td>'
         if d.kind == "count":
@@ -377,11 +374,11 @@ class _Page:
         rows.sort(key=lambda r: (r["provider"], r["order"]))
         return rows
 
-    def _rate_panel(
-        self, kpi: KpiDefinition, pathway: str, name: str, y_title: str
-    ) -> alt.LayerChart | None:
+    def _rate_panel(self, kpi: KpiDefinition, pathway: str, y_title: str) -> alt.LayerChart | None:
         """A line per provider of ``kpi`` by month (0-100%), with its standard as a dashed
-        line; None when the pathway has no value of ``kpi``."""
+        line; None when the pathway has no value of ``kpi``. Its marks are named after the KPI
+        (``kpi-<id>-points`` -> SVG class ``kpi_<id>_points_marks``)."""
+        name = f"kpi-{kpi.id}"
         rows = self._rate_points(kpi.id, pathway)
         if not rows:
             return None
@@ -412,7 +409,7 @@ class _Page:
         base = alt.Chart(alt.InlineData(values=rows))
         layers: list[alt.Chart] = [
             base.mark_line(strokeWidth=2.5)
-            .encode(x=x, y=y, color=colour, detail="provider:N")
+            .encode(x=x, y=y, color=colour)
             .properties(name=f"{name}-lines"),
             base.mark_point(filled=True, size=70, opacity=1)
             .encode(x=x, y=y, color=colour, shape=shape)
@@ -460,7 +457,7 @@ class _Page:
         title = "Recovery rate by month"
         if d is None:
             return self._no_chart(chart_id, title, "The recovery rate is not in these figures.")
-        panel = self._rate_panel(d, pathway, "recovery", "Recovery rate (%)")
+        panel = self._rate_panel(d, pathway, "Recovery rate (%)")
         if panel is None:
             return self._no_chart(chart_id, title, "No recovery rate for this pathway.")
         summary = (
@@ -475,9 +472,7 @@ class _Page:
         title = "First treatment within 6 and 18 weeks of referral"
         defs = [self.definitions[k] for k in WAIT_KPIS if k in self.definitions]
         panels = [
-            p
-            for d in defs
-            if (p := self._rate_panel(d, pathway, f"wait-{_slug(d.id)}", "Share seen (%)"))
+            p for d in defs if (p := self._rate_panel(d, pathway, "Referrals seen in time (%)"))
         ]
         if not panels:
             return self._no_chart(chart_id, title, "No waiting-time figures for this pathway.")
