@@ -10,9 +10,16 @@ later consent register withdraws it.
 text): the ServiceRequest's identifier (system and value), the patient's NHS number, the
 ServiceRequest's ``authoredOn`` date, the ODS code of its performer (the Talking Therapies
 service), the SNOMED code of the referral's long-term condition (the bundle's first
-Condition) and the patient's choice on sharing outcomes (the bundle's Consent:
-``permit`` True, ``deny`` False, no Consent None). Entries are keyed by the ServiceRequest's
-identifier: recording a re-sent or corrected referral updates its entry, never adds a second.
+Condition), the patient's choice on sharing outcomes (the bundle's Consent:
+``permit`` True, ``deny`` False, no Consent None), and for the pathway report the sending
+clinic's ODS code (the ServiceRequest's requester: the clinic itself, or the PractitionerRole's
+organization) and whether a screening went with it (a QuestionnaireResponse to one of the
+shipped PHQ / GAD Questionnaires). Entries are keyed by the ServiceRequest's identifier:
+recording a re-sent or corrected referral updates its entry, never adds a second.
+
+**Schema.** ``PRAGMA user_version`` says which schema a file has; opening an older file runs
+the missing steps (:data:`SCHEMA_VERSION`). Schema 2 added the clinic and the screening: rows
+recorded before read them as None (unknown), never as "none sent".
 
 **Matching rule** (:meth:`Ledger.match`): a pathway matches a ledger referral when
 
@@ -47,9 +54,10 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -57,7 +65,8 @@ from typing import Any, Final, Literal
 import orjson
 
 from fhir_iapt.errors import ConfigError, Location
-from fhir_iapt.systems import NHS_NUMBER, ODS_ORGANIZATION, SNOMED
+from fhir_iapt.scoring.instruments import instrument_specs
+from fhir_iapt.systems import NHS_NUMBER, ODS_ORGANIZATION, SNOMED, project_url
 
 #: Match reasons, in the style of a Skipped record's reason codes.
 NO_REFERRAL: Final = "no-referral-in-ledger"
@@ -70,7 +79,7 @@ DEFAULT_WINDOW_DAYS: Final = 90
 #: Marks a file as a ledger (``PRAGMA application_id``; "FIRL").
 APPLICATION_ID: Final = 0x4649524C
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: Schema steps: ``_MIGRATIONS[n]`` takes a ledger from version n to n + 1.
 _MIGRATIONS: Final[tuple[str, ...]] = (
@@ -87,28 +96,42 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX referral_by_patient ON referral (nhs_number, authored_on);
     """,
+    # 2: for the pathway report; rows recorded before hold NULL (unknown)
+    """
+    ALTER TABLE referral ADD COLUMN requester_ods TEXT;
+    ALTER TABLE referral ADD COLUMN screening_sent INTEGER
+    """,
 )
 
 _UPSERT: Final = """
     INSERT INTO referral (identifier_system, identifier, nhs_number, authored_on,
-                          performer_ods, ltc_snomed, share_outcomes)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+                          performer_ods, ltc_snomed, share_outcomes, requester_ods,
+                          screening_sent)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (identifier_system, identifier) DO UPDATE SET
         nhs_number = excluded.nhs_number,
         authored_on = excluded.authored_on,
         performer_ods = excluded.performer_ods,
         ltc_snomed = excluded.ltc_snomed,
-        share_outcomes = excluded.share_outcomes
+        share_outcomes = excluded.share_outcomes,
+        requester_ods = excluded.requester_ods,
+        screening_sent = excluded.screening_sent
 """
 _SELECT_ONE: Final = """
     SELECT identifier_system, identifier, nhs_number, authored_on, performer_ods, ltc_snomed,
-           share_outcomes
+           share_outcomes, requester_ods, screening_sent
     FROM referral WHERE identifier_system = ? AND identifier = ?
 """
 _SELECT_PATIENT: Final = """
     SELECT identifier_system, identifier, nhs_number, authored_on, performer_ods, ltc_snomed,
-           share_outcomes
+           share_outcomes, requester_ods, screening_sent
     FROM referral WHERE nhs_number = ? AND authored_on >= ? AND authored_on <= ?
+"""
+_SELECT_ALL: Final = """
+    SELECT identifier_system, identifier, nhs_number, authored_on, performer_ods, ltc_snomed,
+           share_outcomes, requester_ods, screening_sent
+    FROM referral WHERE (identifier_system, identifier) > (?, ?)
+    ORDER BY identifier_system, identifier LIMIT ?
 """
 
 #: The ledger file cannot be used.
@@ -126,8 +149,9 @@ class LedgerError(ConfigError):
 
 
 #: An entry as stored: identifier system and value, NHS number, authoredOn (ISO date),
-#: performer ODS, LTC SNOMED code, share outcomes (1, 0 or None).
-LedgerRow = tuple[str, str, str, str, str | None, str | None, int | None]
+#: performer ODS, LTC SNOMED code, share outcomes (1, 0 or None), requester ODS, screening
+#: sent (1, 0 or None).
+LedgerRow = tuple[str, str, str, str, str | None, str | None, int | None, str | None, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +170,12 @@ class LedgerEntry:
     ltc_snomed: str | None
     #: the bundle's Consent: permit True, deny False, no Consent None
     share_outcomes: bool | None
+    #: the sending clinic: ServiceRequest.requester's ODS code (the clinic itself, or the
+    #: PractitionerRole's organization); None when it names none, or recorded before schema 2
+    requester_ods: str | None = None
+    #: a screening went with the referral: a QuestionnaireResponse to a shipped PHQ / GAD
+    #: Questionnaire (True / False); None = unknown (recorded before schema 2)
+    screening_sent: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +284,46 @@ def _performer_ods(performers: Any, by_url: Mapping[str, Mapping[str, Any]]) -> 
     return None
 
 
+def _ods_of(resource: Mapping[str, Any] | None) -> str | None:
+    identifiers = resource.get("identifier") if resource is not None else None
+    for identifier in identifiers if isinstance(identifiers, list) else ():
+        value = _identifier_value(identifier, ODS_ORGANIZATION)
+        if value is not None:
+            return value
+    return None
+
+
+def _organization_ods(reference: Any, by_url: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The ODS code of an Organization reference: a logical one, or the entry it names."""
+    if not isinstance(reference, Mapping):
+        return None
+    direct = _identifier_value(reference.get("identifier"), ODS_ORGANIZATION)
+    if direct is not None:
+        return direct
+    return _ods_of(_resolve(reference, by_url, "Organization"))
+
+
+def _requester_ods(requester: Any, by_url: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The sending clinic: the requester's ODS code when it is the clinic (an Organization), or
+    its organization's when it is a PractitionerRole."""
+    found = _organization_ods(requester, by_url)
+    if found is not None:
+        return found
+    role = _resolve(requester, by_url, "PractitionerRole")
+    return _organization_ods(role.get("organization"), by_url) if role is not None else None
+
+
+@cache
+def screening_questionnaires() -> frozenset[str]:
+    """The canonical URLs (no version) of the shipped screening Questionnaires: PHQ-9, GAD-7,
+    PHQ-2, GAD-2 (``instruments.yaml``)."""
+    return frozenset(project_url("Questionnaire", s.slug) for s in instrument_specs().values())
+
+
+def _is_screening(canonical: Any) -> bool:
+    return isinstance(canonical, str) and canonical.split("|", 1)[0] in screening_questionnaires()
+
+
 def _snomed(concept: Any) -> str | None:
     codings = concept.get("coding") if isinstance(concept, Mapping) else None
     for coding in codings if isinstance(codings, list) else ():
@@ -330,6 +400,12 @@ def entry_from_bundle(bundle: Mapping[str, Any]) -> LedgerEntry | None:
         performer_ods=_performer_ods(request.get("performer"), by_url),
         ltc_snomed=_snomed(condition.get("code")) if condition is not None else None,
         share_outcomes=_share_outcomes(resources),
+        requester_ods=_requester_ods(request.get("requester"), by_url),
+        screening_sent=any(
+            r.get("resourceType") == "QuestionnaireResponse"
+            and _is_screening(r.get("questionnaire"))
+            for r in resources
+        ),
     )
 
 
@@ -343,10 +419,17 @@ _REQUEST_ID: Final = re.compile(rb'"identifier":\[\{"system":"([^"\\]+)","value"
 _SUBJECT_AUTHORED: Final = re.compile(
     rb'"subject":\{"reference":"([^"\\]+)"\},"authoredOn":"(\d{4}-\d{2}-\d{2})(?:T[^"\\]*)?"'
 )
-_PERFORMER: Final = re.compile(
-    rb',"requester":\{"reference":"[^"\\]*"\},"performer":\[\{"type":"Organization",'
-    rb'"identifier":\{"system":"' + re.escape(ODS_ORGANIZATION.encode()) + rb'","value":"([^"\\]+)"'
+_ODS_IDENTIFIER: Final = (
+    rb'"type":"Organization","identifier":\{"system":"'
+    + re.escape(ODS_ORGANIZATION.encode())
+    + rb'","value":"([^"\\]+)"\}'
 )
+_REQUESTER_REFERENCE: Final = re.compile(rb',"requester":\{"reference":"([^"\\]+)"\}')
+_REQUESTER_CLINIC: Final = re.compile(rb',"requester":\{' + _ODS_IDENTIFIER + rb"\}")
+_PERFORMER: Final = re.compile(rb',"performer":\[\{' + _ODS_IDENTIFIER)
+_ROLE_ORGANIZATION: Final = re.compile(rb'"organization":\{' + _ODS_IDENTIFIER + rb"\}")
+_RESPONSE: Final = b'"resource":{"resourceType":"QuestionnaireResponse",'
+_QUESTIONNAIRE: Final = b'"questionnaire":'
 _NHS: Final = b'"system":"' + NHS_NUMBER.encode() + b'","value":"'
 _LTC: Final = b'"code":{"coding":[{"system":"' + SNOMED.encode() + b'","code":"'
 _PROVISION: Final = b'"provision":{"type":"'
@@ -402,7 +485,20 @@ def _fast_row(data: bytes) -> LedgerRow | None:
     system, value, reference = _text(head[1]), _text(head[2]), _text(subject[1])
     if system is None or value is None or reference is None:
         return None
-    performed = _PERFORMER.match(data, subject.end())
+    at = subject.end()
+    requester: str | None = None
+    by_reference = _REQUESTER_REFERENCE.match(data, at)
+    by_clinic = _REQUESTER_CLINIC.match(data, at) if by_reference is None else None
+    if by_reference is not None:
+        role = _role_clinic(data, by_reference[1])
+        if role is None:
+            return None
+        requester, at = role[0], by_reference.end()
+    elif by_clinic is not None:
+        requester, at = _text(by_clinic[1]), by_clinic.end()
+    elif data.find(b'"requester":', request, end) >= 0:
+        return None
+    performed = _PERFORMER.match(data, at)
     performer = _text(performed[1]) if performed is not None else None
     if performer is None and data.find(b'"performer":', request, end) >= 0:
         return None
@@ -431,6 +527,9 @@ def _fast_row(data: bytes) -> LedgerRow | None:
             return None
     elif data.find(b'"resourceType":"Consent"') >= 0:
         return None
+    screening = _screening(data)
+    if screening is None:
+        return None
     authored = subject[2].decode()
     try:
         date.fromisoformat(authored)
@@ -444,7 +543,53 @@ def _fast_row(data: bytes) -> LedgerRow | None:
         performer,
         ltc,
         None if share is None else int(share),
+        requester,
+        int(screening),
     )
+
+
+def _role_clinic(data: bytes, reference: bytes) -> tuple[str | None] | None:
+    """(the clinic ODS code, or None when the role names no organization) of the
+    PractitionerRole entry ``reference`` names, as the builder writes it; None when the
+    reference is not one such entry (another type, two entries with that fullUrl, another
+    layout): the caller then parses."""
+    full_url = b'{"fullUrl":"' + reference + b'"'
+    at = data.find(full_url + b',"resource":{"resourceType":"PractitionerRole",')
+    if at < 0 or data.find(full_url, at + 1) >= 0 or data.find(full_url) != at:
+        return None
+    end = _span(data, at)
+    if data.find(b'"contained":', at, end) >= 0:
+        return None
+    organization = data.find(b'"organization":', at, end)
+    if organization < 0:
+        return (None,)
+    found = _ROLE_ORGANIZATION.match(data, organization)
+    return (_text(found[1]),) if found is not None else None
+
+
+def _screening(data: bytes) -> bool | None:
+    """Whether any QuestionnaireResponse entry answers a screening Questionnaire, as
+    :func:`entry_from_bundle` decides; None when one is not laid out as the builder writes it."""
+    screening = False
+    seen = 0
+    at = data.find(_RESPONSE)
+    while at >= 0:
+        seen += 1
+        end = _span(data, at)
+        if data.find(b'"contained":', at, end) >= 0:
+            return None
+        key = data.find(_QUESTIONNAIRE, at, end)
+        if key >= 0:
+            start = key + len(_QUESTIONNAIRE)
+            close = data.find(b'"', start + 1, end)
+            raw = data[start + 1 : close] if close >= 0 else b""
+            if data[start : start + 1] != b'"' or close < 0 or b"\\" in raw:
+                return None
+            screening = screening or _is_screening(raw.decode("utf-8"))
+        at = data.find(_RESPONSE, end)
+    if data.count(b'"resourceType":"QuestionnaireResponse"') != seen:
+        return None
+    return screening
 
 
 def entry_from_json(data: bytes) -> LedgerEntry | None:
@@ -480,11 +625,31 @@ def _row(entry: LedgerEntry) -> LedgerRow:
         entry.performer_ods,
         entry.ltc_snomed,
         None if entry.share_outcomes is None else int(entry.share_outcomes),
+        entry.requester_ods,
+        None if entry.screening_sent is None else int(entry.screening_sent),
+    )
+
+
+def ledger_row(values: Sequence[Any]) -> LedgerRow:
+    """A row kept as a list (the relay's outbox holds pending rows as JSON) as the LedgerRow
+    :meth:`Ledger.record_rows` takes; a 7-value row from before schema 2 gets the clinic and
+    the screening unknown."""
+    padded = [*values, None, None][:9]
+    return (
+        str(padded[0]),
+        str(padded[1]),
+        str(padded[2]),
+        str(padded[3]),
+        padded[4],
+        padded[5],
+        padded[6],
+        padded[7],
+        padded[8],
     )
 
 
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:
-    system, identifier, nhs, authored, ods, ltc, share = row
+    system, identifier, nhs, authored, ods, ltc, share, requester, screening = row
     return LedgerEntry(
         identifier_system=system,
         identifier=identifier,
@@ -493,6 +658,8 @@ def _entry(row: tuple[Any, ...]) -> LedgerEntry:
         performer_ods=ods,
         ltc_snomed=ltc,
         share_outcomes=None if share is None else bool(share),
+        requester_ods=requester,
+        screening_sent=None if screening is None else bool(screening),
     )
 
 
@@ -628,6 +795,17 @@ class Ledger:
         """How many entries the ledger holds."""
         return int(self._read("SELECT count(*) FROM referral", ())[0][0])
 
+    def entries(self, *, batch: int = 1000) -> Iterator[LedgerEntry]:
+        """Every entry, in identifier order, read ``batch`` at a time (memory stays flat;
+        each batch is one read, so a writer is never blocked for the whole listing)."""
+        after = ("", "")
+        while True:
+            rows = self._read(_SELECT_ALL, (*after, batch))
+            yield from map(_entry, rows)
+            if len(rows) < batch:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
@@ -729,5 +907,7 @@ __all__ = [
     "default_ledger_path",
     "entry_from_bundle",
     "entry_from_json",
+    "ledger_row",
     "referral_row",
+    "screening_questionnaires",
 ]

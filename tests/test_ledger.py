@@ -244,7 +244,8 @@ _DIABETES_SNOMED = {"T1": "46635009", "T2": "44054006"}
 def test_record_bundle_reads_each_golden_diabetes_referral(ledger: Ledger) -> None:
     """Every golden diabetes bundle gives the entry its CSV row says: record id, NHS number
     (spaces removed), review date, the mapping's IAPT service RZZ10, the diabetes type's
-    SNOMED code and the share-outcomes answer (Y permit True, N deny False)."""
+    SNOMED code, the share-outcomes answer (Y permit True, N deny False), the clinic that sent
+    it and whether any PHQ / GAD item was answered (a screening went with it)."""
     rows = _csv_rows()
     bundles = _golden("diabetes-csv")
     for bundle in bundles:
@@ -265,6 +266,8 @@ def test_record_bundle_reads_each_golden_diabetes_referral(ledger: Ledger) -> No
             performer_ods="RZZ10",
             ltc_snomed=_DIABETES_SNOMED[row["diabetes_type"]],
             share_outcomes={"Y": True, "N": False}[row["consent_share_outcomes"]],
+            requester_ods=row["clinic_ods"],
+            screening_sent=any(v.strip() for k, v in row.items() if k.startswith(("phq", "gad"))),
         )
     assert ledger.count() == len(bundles)
     assert {e.share_outcomes for b in bundles if (e := entry_from_bundle(b))} == {True, False}
@@ -541,4 +544,6 @@ def test_the_ledger_holds_only_the_entry_fields(tmp_path: Path) -> None:
         "performer_ods",
         "ltc_snomed",
         "share_outcomes",
+        "requester_ods",
+        "screening_sent",
     ]

@@ -20,7 +20,7 @@ import threading
 
 from fhir_iapt._logging import log_event
 from fhir_iapt.errors import FhirIaptError
-from fhir_iapt.ledger import Ledger, LedgerRow
+from fhir_iapt.ledger import Ledger, LedgerRow, ledger_row
 from fhir_iapt.relay.store import Outbox
 
 _log = logging.getLogger("fhir_iapt.relay.ledger")
@@ -65,10 +65,7 @@ class LedgerFeed:
                 pending = self.outbox.pending_ledger_rows(FEED_BATCH)
                 if not pending:
                     return moved
-                rows: list[LedgerRow] = [
-                    (str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], r[5], r[6])
-                    for _, r in pending
-                ]
+                rows: list[LedgerRow] = [ledger_row(r) for _, r in pending]
                 self.ledger.record_rows(rows)
                 self.outbox.ledger_rows_done(pending[-1][0])
                 moved += len(rows)
