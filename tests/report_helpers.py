@@ -5,12 +5,15 @@ rates not available because a numerator or denominator is 0."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from fhir_iapt.report import Group, KpiDefinition, KpiValue, QualityValue, ReportData
 
 HOSTILE_PROVIDER = "<script>alert('x')</script>&amp;\"P"
 PROVIDERS = ("RXA", "RXB", HOSTILE_PROVIDER)
+#: the same figures under a plain third code, for the docs screenshot
+PLAIN_PROVIDER = "RY4"
 CLINICS = ("C81001", "C81002")
 MONTHS = ("2025-01", "2025-02", "2025-03")
 PATHWAYS = ("diabetes", "respiratory", "cardiac", "other")
@@ -154,12 +157,30 @@ def _quality() -> list[QualityValue]:
     return out
 
 
-def report_data(*, suppressed: bool = True) -> ReportData:
-    """The fixture: every pathway, three providers, two clinics, three months."""
+def _plain(value: KpiValue) -> KpiValue:
+    if value.group.provider != HOSTILE_PROVIDER:
+        return value
+    return replace(value, group=replace(value.group, provider=PLAIN_PROVIDER))
+
+
+def report_data(*, suppressed: bool = True, hostile: bool = True) -> ReportData:
+    """The fixture: every pathway, three providers, two clinics, three months; without
+    ``hostile`` the third provider's code is a plain one."""
+    kpis, quality = _values(), _quality()
+    if not hostile:
+        kpis = [_plain(v) for v in kpis]
+        quality = [
+            replace(
+                q,
+                provider=PLAIN_PROVIDER if q.provider == HOSTILE_PROVIDER else q.provider,
+                ids=tuple(i.replace(HOSTILE_PROVIDER, PLAIN_PROVIDER) for i in q.ids),
+            )
+            for q in quality
+        ]
     return ReportData(
         definitions=DEFINITIONS,
-        kpis=tuple(_values()),
-        quality=tuple(_quality()),
+        kpis=tuple(kpis),
+        quality=tuple(quality),
         suppressed=suppressed,
         generated=date(2025, 4, 7),
         inputs=("examples/tt-dataset/", "ledger.sqlite"),

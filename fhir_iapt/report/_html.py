@@ -131,7 +131,8 @@ class _Page:
         self.definitions: dict[str, KpiDefinition] = {d.id: d for d in data.definitions}
         self.values: dict[tuple[str, Group], KpiValue] = {(v.kpi, v.group): v for v in data.kpis}
         self.months: list[str] = sorted({v.group.month for v in data.kpis})
-        providers = sorted({v.group.provider for v in data.kpis})
+        # one colour per provider drawn in a rate chart (the clinics' counts are not)
+        providers = sorted({v.group.provider for v in data.kpis if v.kpi not in SENT_KPIS})
         self.colours: dict[str, str] = {
             p: _PALETTE[i % len(_PALETTE)] for i, p in enumerate(providers)
         }
@@ -258,7 +259,7 @@ class _Page:
         if not kpis:
             return ""
         groups = self._groups_of(pathway, kpis)
-        head = "".join(f'<th scope="col">{self._kpi_heading(d)}</th>' for d in kpis)
+        head = "".join(f'<th scope="col" class="num">{self._kpi_heading(d)}</th>' for d in kpis)
         months_of: dict[str, int] = defaultdict(int)
         for provider, _ in groups:
             months_of[provider] += 1
@@ -300,7 +301,7 @@ class _Page:
                 if v.group.pathway == pathway and v.kpi in ids
             }
         )
-        head = "".join(f'<th scope="col">{_e(_month(m))}</th>' for m in self.months)
+        head = "".join(f'<th scope="col" class="num">{_e(_month(m))}</th>' for m in self.months)
         rows = []
         for clinic in clinics:
             for d in kpis:
@@ -374,7 +375,9 @@ class _Page:
         rows.sort(key=lambda r: (r["provider"], r["order"]))
         return rows
 
-    def _rate_panel(self, kpi: KpiDefinition, pathway: str, y_title: str) -> alt.LayerChart | None:
+    def _rate_panel(
+        self, kpi: KpiDefinition, pathway: str, y_title: str, title: str = ""
+    ) -> alt.LayerChart | None:
         """A line per provider of ``kpi`` by month (0-100%), with its standard as a dashed
         line; None when the pathway has no value of ``kpi``. Its marks are named after the KPI
         (``kpi-<id>-points`` -> SVG class ``kpi_<id>_points_marks``)."""
@@ -407,14 +410,8 @@ class _Page:
             axis=alt.Axis(values=list(range(0, 101, 25)), labelExpr="datum.value + '%'"),
         )
         base = alt.Chart(alt.InlineData(values=rows))
-        layers: list[alt.Chart] = [
-            base.mark_line(strokeWidth=2.5)
-            .encode(x=x, y=y, color=colour)
-            .properties(name=f"{name}-lines"),
-            base.mark_point(filled=True, size=70, opacity=1)
-            .encode(x=x, y=y, color=colour, shape=shape)
-            .properties(name=f"{name}-points"),
-        ]
+        # the standard first, so the providers' lines and points are drawn over it
+        layers: list[alt.Chart] = []
         if kpi.target is not None:
             standard = alt.Chart(
                 alt.InlineData(
@@ -447,8 +444,16 @@ class _Page:
                     .encode(y=at, text="label:N", x=alt.value(_PANEL_WIDTH - 4))
                     .properties(name=f"{name}-standard-label{'-halo' if halo else ''}")
                 )
+        layers += [
+            base.mark_line(strokeWidth=2.5)
+            .encode(x=x, y=y, color=colour)
+            .properties(name=f"{name}-lines"),
+            base.mark_point(filled=True, size=70, opacity=1)
+            .encode(x=x, y=y, color=colour, shape=shape)
+            .properties(name=f"{name}-points"),
+        ]
         return alt.LayerChart(
-            layer=layers, title=kpi.title, width=_PANEL_WIDTH, height=_PANEL_HEIGHT
+            layer=layers, title=title or kpi.title, width=_PANEL_WIDTH, height=_PANEL_HEIGHT
         )
 
     def recovery_chart(self, pathway: str) -> str:
@@ -457,7 +462,9 @@ class _Page:
         title = "Recovery rate by month"
         if d is None:
             return self._no_chart(chart_id, title, "The recovery rate is not in these figures.")
-        panel = self._rate_panel(d, pathway, "Recovery rate (%)")
+        panel = self._rate_panel(
+            d, pathway, "Recovery rate (%)", f"{d.title}: {PATHWAY_TITLES.get(pathway, pathway)}"
+        )
         if panel is None:
             return self._no_chart(chart_id, title, "No recovery rate for this pathway.")
         summary = (
@@ -621,6 +628,7 @@ class _Page:
         ]
         if not by_check:
             parts.append("<p>No data-quality checks in this report.</p>")
+        parts.append('<div class="quality-grid">')
         for check, values in by_check.items():
             values.sort(key=lambda q: (q.provider, q.month))
             cid = self.unique_id(f"check-{check}")
@@ -630,11 +638,12 @@ class _Page:
                 f'data-check="{_e(check)}"><caption>{_e(titles[check])} '
                 f'<code class="check-id">{_e(check)}</code></caption>'
                 '<thead><tr><th scope="col">Provider</th><th scope="col">Month</th>'
-                '<th scope="col">Count</th><th scope="col">Of</th><th scope="col">Share</th>'
+                '<th scope="col" class="num">Found</th><th scope="col" class="num">Out of</th>'
+                '<th scope="col" class="num">Share</th>'
                 '<th scope="col">Rows</th></tr></thead>'
                 f"<tbody>{rows}</tbody></table></div>"
             )
-        parts.append("</section>")
+        parts.append("</div>\n</section>")
         return "\n".join(parts)
 
     def _quality_row(self, q: QualityValue) -> str:
@@ -667,7 +676,9 @@ class _Page:
             )
         else:
             ids = '<td class="none">none</td>'
-        note = f'<span class="note">{_e(q.note)}</span>' if q.note else ""
+        # "suppressed" / "not available" already show in the cells
+        shown = q.note and q.note not in {_SUPPRESSED, _NOT_AVAILABLE}
+        note = f'<span class="note">{_e(q.note)}</span>' if shown else ""
         return (
             f'<tr {attrs}><th scope="row">{_e(q.provider)}</th><td>{_e(_month(q.month))}{note}</td>'
             f"{count}{denominator}{share}{ids}</tr>"
@@ -684,7 +695,8 @@ class _Page:
         )
         if data.rejected:
             rejected = (
-                '<table class="small" id="rejected"><caption>Rows that could not be used</caption>'
+                '<table class="small" id="rejected"><caption>Rejected rows: what could not be used'
+                "</caption>"
                 '<thead><tr><th scope="col">Reason (error code)</th><th scope="col">Rows</th>'
                 "</tr></thead><tbody>"
                 + "".join(
@@ -701,22 +713,26 @@ class _Page:
         return (
             '<section id="about" aria-labelledby="about-h">\n'
             '<h2 id="about-h">Inputs, rejected rows and definitions</h2>\n'
-            f"<h3>Inputs read</h3>{inputs}\n"
-            f"<h3>Rejected rows</h3>{rejected}\n"
-            f'<h3>What each figure means</h3><dl class="definitions">{definitions}</dl>\n'
+            '<div class="about-grid">'
+            f'<div><h3>Inputs read</h3>{inputs}</div><div class="table-wrap">{rejected}</div>'
+            "</div>\n"
+            '<div class="table-wrap"><table class="definitions">'
+            "<caption>What each figure means</caption>"
+            '<thead><tr><th scope="col">Figure</th><th scope="col">Counts</th>'
+            '<th scope="col">Out of</th><th scope="col">Leaving out</th>'
+            '<th scope="col">Standard</th><th scope="col">Source</th></tr></thead>'
+            f"<tbody>{definitions}</tbody></table></div>\n"
             "</section>"
         )
 
     def _definition(self, d: KpiDefinition) -> str:
-        parts = [f"<dd>Counts: {_e(d.numerator)}.</dd>"]
-        if d.denominator:
-            parts.append(f"<dd>Out of: {_e(d.denominator)}.</dd>")
-        if d.exclusion:
-            parts.append(f"<dd>Leaving out: {_e(d.exclusion)}.</dd>")
-        if d.target is not None:
-            parts.append(f"<dd>Standard: {_standard(d.target)}.</dd>")
-        parts.append(f'<dd class="source">Source: {_e(d.source)}</dd>')
-        return f'<dt id="kpi-{_slug(d.id)}">{_e(d.title)}</dt>' + "".join(parts)
+        target = _standard(d.target) if d.target is not None else "—"
+        return (
+            f'<tr id="kpi-{_slug(d.id)}"><th scope="row">{_e(d.title)}</th>'
+            f"<td>{_e(d.numerator)}</td><td>{_e(d.denominator) or '—'}</td>"
+            f"<td>{_e(d.exclusion) or '—'}</td><td>{target}</td>"
+            f'<td class="source">{_e(d.source)}</td></tr>'
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -790,10 +806,12 @@ nav ul { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wrap
 nav a, a { color: var(--blue); }
 .table-wrap { overflow-x: auto; margin: 8px 0 16px; }
 table { border-collapse: collapse; font-size: 14px; }
+table.headline:not(.sent) { width: 100%; }
 caption { text-align: left; font-weight: bold; font-size: 16px; padding: 4px 0 8px; }
 th, td { border-bottom: 1px solid var(--line); padding: 6px 10px; vertical-align: top; }
 thead th { background: var(--pale); text-align: left; vertical-align: bottom;
   border-bottom: 2px solid var(--grey); }
+thead th.num { text-align: right; }
 thead th a { color: var(--text); text-decoration: none; }
 tbody th { text-align: left; font-weight: bold; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -820,9 +838,14 @@ ul.ids { margin: 4px 0; padding-left: 18px; max-height: 240px; overflow-y: auto;
 code { font-family: Consolas, "Courier New", monospace; font-size: 13px; }
 .check-id { font-weight: normal; color: var(--grey); margin-left: 8px; }
 .note { display: block; color: var(--grey); font-size: 12px; }
-dl.definitions dt { font-weight: bold; margin-top: 12px; }
-dl.definitions dd { margin-left: 16px; }
-dd.source { color: var(--grey); font-size: 13px; }
+.quality-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr));
+  gap: 0 24px; align-items: start; }
+.about-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr));
+  gap: 0 24px; align-items: start; }
+table.definitions { width: 100%; }
+td.source { color: var(--grey); font-size: 13px; }
+tfoot th { text-align: left; }
+tfoot th, tfoot td { border-top: 2px solid var(--grey); font-weight: bold; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden;
   clip: rect(0 0 0 0); white-space: nowrap; }
 @media print { body { max-width: none; padding: 0; } details { display: block; }
