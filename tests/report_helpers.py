@@ -49,6 +49,16 @@ DEFINITIONS = (
         "KM l.39-48",
     ),
     KpiDefinition(
+        "reliable-improvement-rate",
+        "Reliable improvement",
+        "rate",
+        None,
+        "reliably improved",
+        "finished treatment",
+        "",
+        "KM l.70-77",
+    ),
+    KpiDefinition(
         "first-treatment-6-weeks",
         "First treatment within 6 weeks",
         "rate",
@@ -67,6 +77,26 @@ DEFINITIONS = (
         "entered treatment",
         "",
         "KM",
+    ),
+    KpiDefinition(
+        "loop-closure-matched",
+        "Referrals matched to a pathway",
+        "rate",
+        None,
+        "referrals sent that a pathway answers",
+        "referrals the clinic sent in the month",
+        "",
+        "ledger",
+    ),
+    KpiDefinition(
+        "consent-recorded",
+        "Consent recorded",
+        "rate",
+        None,
+        "referrals sent with the patient's choice on sharing outcomes",
+        "referrals the clinic sent in the month",
+        "",
+        "ledger",
     ),
 )
 
@@ -88,9 +118,12 @@ def _values() -> list[KpiValue]:
                 sent = 20 + 5 * ((p_index + c_index + m_index) % 4)
                 group = Group(clinic, pathway, month)
                 suppressed = pathway == "cardiac" and clinic == "C81002" and month == "2025-02"
-                values.append(
-                    KpiValue("referrals-sent", group, None if suppressed else sent, None, None)
-                )
+                counted = None if suppressed else sent
+                values += [
+                    KpiValue("referrals-sent", group, counted, None, None),
+                    _rate("loop-closure-matched", group, None if suppressed else sent - 5, counted),
+                    _rate("consent-recorded", group, counted, counted),
+                ]
         for r_index, provider in enumerate(PROVIDERS):
             for m_index, month in enumerate(MONTHS):
                 group = Group(provider, pathway, month)
@@ -116,6 +149,12 @@ def _values() -> list[KpiValue]:
                     KpiValue("entered-treatment", group, treated, None, None),
                     KpiValue("finished-treatment", group, finished, None, None),
                     _rate("recovery-rate", group, recovered, cases),
+                    _rate(
+                        "reliable-improvement-rate",
+                        group,
+                        None if finished is None else finished - 5 * (seed % 2),
+                        finished,
+                    ),
                     _rate("first-treatment-6-weeks", group, within_6, treated),
                     _rate("first-treatment-18-weeks", group, within_18, treated),
                 ]

@@ -39,9 +39,15 @@ from fhir_iapt.report._model import (
 RECOVERY_KPI = "recovery-rate"
 #: The first-treatment waits, each drawn against its standard (75% / 95%).
 WAIT_KPIS: tuple[str, ...] = ("first-treatment-6-weeks", "first-treatment-18-weeks")
-#: The KPIs about referrals sent, counted per sending clinic (the ledger's performer), not per
-#: Talking Therapies provider: they get their own table (clinic by month).
-SENT_KPIS: tuple[str, ...] = ("referrals-sent",)
+#: The KPIs of the referral loop, counted per sending clinic (the ledger's requester), not per
+#: Talking Therapies provider: they get their own table (clinic by month). The KPI stage's
+#: list of the same name.
+SENT_KPIS: tuple[str, ...] = (
+    "referrals-sent",
+    "loop-closure-matched",
+    "loop-closure-outcomes",
+    "consent-recorded",
+)
 #: The funnel's stages in order: count KPIs, then the recovered count (the recovery rate's
 #: numerator).
 FUNNEL_KPIS: tuple[tuple[str, str], ...] = (
@@ -230,7 +236,7 @@ class _Page:
             f'<section class="pathway" id="{sid}" aria-labelledby="{sid}-h">\n'
             f'<h2 id="{sid}-h">{_e(title)}</h2>\n'
             f"{self.headline_table(pathway)}\n"
-            f"{self.sent_table(pathway)}\n"
+            f"{self.headline_table(pathway, sent=True)}\n"
             '<div class="charts">\n'
             f"{self.recovery_chart(pathway)}\n"
             f"{self.funnel_chart(pathway)}\n"
@@ -254,8 +260,10 @@ class _Page:
             }
         )
 
-    def headline_table(self, pathway: str) -> str:
-        kpis = self._kpis_of(pathway, sent=False)
+    def headline_table(self, pathway: str, *, sent: bool = False) -> str:
+        """Every KPI of ``pathway`` for each provider (``sent``: each sending clinic, the
+        referral loop's KPIs) and month: a row per month, the provider's rows grouped."""
+        kpis = self._kpis_of(pathway, sent=sent)
         if not kpis:
             return ""
         groups = self._groups_of(pathway, kpis)
@@ -277,43 +285,18 @@ class _Page:
             )
             css = ' class="first"' if first else ""
             rows.append(f'<tr{css}>{lead}<th scope="row">{_e(_month(month))}</th>{cells}</tr>')
+        who = "Sending clinic" if sent else "Provider"
         caption = (
-            f"Headline figures: {_e(PATHWAY_TITLES.get(pathway, pathway))}, by Talking Therapies "
-            "provider and month"
+            f"The referral loop: {_e(PATHWAY_TITLES.get(pathway, pathway))}, by sending clinic "
+            "and the month the referral was sent"
+            if sent
+            else f"Headline figures: {_e(PATHWAY_TITLES.get(pathway, pathway))}, by Talking "
+            "Therapies provider and month"
         )
         return (
-            '<div class="table-wrap"><table class="headline">'
+            f'<div class="table-wrap"><table class="headline{" sent" if sent else ""}">'
             f"<caption>{caption}</caption>"
-            f'<thead><tr><th scope="col">Provider</th><th scope="col">Month</th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>"
-        )
-
-    def sent_table(self, pathway: str) -> str:
-        """The referrals each clinic sent: one row per clinic and KPI, one column per month."""
-        kpis = self._kpis_of(pathway, sent=True)
-        if not kpis:
-            return ""
-        ids = {d.id for d in kpis}
-        clinics = sorted(
-            {
-                v.group.provider
-                for v in self.data.kpis
-                if v.group.pathway == pathway and v.kpi in ids
-            }
-        )
-        head = "".join(f'<th scope="col" class="num">{_e(_month(m))}</th>' for m in self.months)
-        rows = []
-        for clinic in clinics:
-            for d in kpis:
-                cells = "".join(self._cell(d, Group(clinic, pathway, m)) for m in self.months)
-                label = "" if len(kpis) == 1 else f'<span class="fraction">{_e(d.title)}</span>'
-                rows.append(f'<tr><th scope="row">{_e(clinic)}{label}</th>{cells}</tr>')
-        title = kpis[0].title if len(kpis) == 1 else "Referrals sent"
-        return (
-            '<div class="table-wrap"><table class="headline sent">'
-            f"<caption>{_e(title)} by each clinic: "
-            f"{_e(PATHWAY_TITLES.get(pathway, pathway))}</caption>"
-            f'<thead><tr><th scope="col">Sending clinic</th>{head}</tr></thead>'
+            f'<thead><tr><th scope="col">{who}</th><th scope="col">Month</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
         )
 
