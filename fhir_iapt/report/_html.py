@@ -384,7 +384,8 @@ class _Page:
             title="Month",
             sort=[_month(m) for m in self.months],
             scale=alt.Scale(domain=[_month(m) for m in self.months]),
-            axis=alt.Axis(labelAngle=0),
+            # a year of months side by side would overlap: slanted past 8
+            axis=alt.Axis(labelAngle=0 if len(self.months) <= 8 else -45),
         )
         y = alt.Y(
             "rate:Q",
@@ -491,7 +492,14 @@ class _Page:
         chart = alt.LayerChart(
             layer=[
                 base.mark_bar(color="#005eb8", height=24)
-                .encode(y=y, x=alt.X("total:Q", title="Referrals (all providers and months)"))
+                .encode(
+                    y=y,
+                    x=alt.X(
+                        "total:Q",
+                        title="Referrals (all providers and months)",
+                        axis=alt.Axis(tickMinStep=1, format="d"),
+                    ),
+                )
                 .properties(name="funnel-bars"),
                 base.mark_text(align="left", dx=4, fontSize=12, color="#212b32")
                 .encode(y=y, x=alt.X("shown:Q"), text="label:N")
@@ -678,8 +686,8 @@ class _Page:
         )
         if data.rejected:
             rejected = (
-                '<table class="small" id="rejected"><caption>Rejected rows: what could not be used'
-                "</caption>"
+                '<table class="small" id="rejected"><caption class="visually-hidden">'
+                "Rejected rows by error code</caption>"
                 '<thead><tr><th scope="col">Reason (error code)</th><th scope="col">Rows</th>'
                 "</tr></thead><tbody>"
                 + "".join(
@@ -691,13 +699,14 @@ class _Page:
                 f'<td class="num">{_count(sum(data.rejected.values()))}</td></tr></tfoot></table>'
             )
         else:
-            rejected = '<p id="rejected">No rows were rejected.</p>'
+            rejected = '<p id="rejected">None: every row could be used.</p>'
         definitions = "".join(self._definition(d) for d in data.definitions)
         return (
             '<section id="about" aria-labelledby="about-h">\n'
             '<h2 id="about-h">Inputs, rejected rows and definitions</h2>\n'
             '<div class="about-grid">'
-            f'<div><h3>Inputs read</h3>{inputs}</div><div class="table-wrap">{rejected}</div>'
+            f"<div><h3>Inputs read</h3>{inputs}</div>"
+            f'<div class="table-wrap"><h3>Rejected rows</h3>{rejected}</div>'
             "</div>\n"
             '<div class="table-wrap"><table class="definitions">'
             "<caption>What each figure means</caption>"
@@ -800,7 +809,8 @@ tbody th { text-align: left; font-weight: bold; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .target { display: block; font-weight: normal; color: var(--grey); font-size: 12px; }
 .fraction { display: block; color: var(--grey); font-size: 12px; }
-.sup, .na, td.none { color: var(--grey); font-style: italic; text-align: center; }
+.sup, .na, td.none { color: var(--grey); font-style: italic; text-align: center;
+  white-space: nowrap; }
 td.sup { background: repeating-linear-gradient(45deg, #fff, #fff 4px, var(--pale) 4px,
   var(--pale) 8px); }
 span.sup, span.na, span.none { font-style: italic; }
