@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -67,17 +68,19 @@ def test_some_rejected_records_exit_1_and_the_good_ones_are_still_written(tmp_pa
 
 
 def test_unknown_mapping_exits_2_with_an_operation_outcome(tmp_path: Path) -> None:
-    """A mapping name that does not exist is a usage error: exit 2, OperationOutcome, no output."""
-    code, output = _run(
-        "convert",
-        str(EXAMPLES / "diabetes.csv"),
-        "--mapping",
-        "no-such-mapping",
-        "--out",
-        str(tmp_path / "out"),
-    )
+    """A mapping name that does not exist is a usage error: exit 2, an OperationOutcome with
+    --error-format json (one readable line without), no output."""
+    args = ["convert", str(EXAMPLES / "diabetes.csv"), "--mapping", "no-such-mapping"]
+    code, output = _run(*args, "--out", str(tmp_path / "out"), "--error-format", "json")
     assert code == 2
-    assert '"resourceType": "OperationOutcome"' in output
+    outcome = json.loads(output)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "no-such-mapping" in outcome["issue"][0]["diagnostics"]
+    code, output = _run(*args, "--out", str(tmp_path / "out"))
+    assert code == 2
+    (line,) = output.strip().splitlines()
+    assert line.startswith("error FI")
+    assert "no-such-mapping" in line
     assert not (tmp_path / "out").exists()
 
 

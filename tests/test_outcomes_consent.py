@@ -362,7 +362,8 @@ def test_cli_malformed_register_exits_two(tmp_path: Path) -> None:
     bad = tmp_path / "consent.csv"
     bad.write_text(f"nhs_number,consent_share_outcomes\n{PATIENT},perhaps\n")
     out = tmp_path / "out"
-    code, _, stderr = _run(["outcomes", str(EXAMPLE_QR), "--out", str(out), "--consent", str(bad)])
+    args = ["outcomes", str(EXAMPLE_QR), "--out", str(out), "--consent", str(bad)]
+    code, _, stderr = _run([*args, "--error-format", "json"])
     assert code == 2
     outcome = json.loads(stderr)
     assert outcome["resourceType"] == "OperationOutcome"

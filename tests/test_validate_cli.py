@@ -13,7 +13,7 @@ from fhir_iapt.fhir.xml import resource_to_xml
 
 
 def _run(*paths: Path) -> tuple[int, list[dict[str, object]], str]:
-    result = CliRunner().invoke(validate, [str(p) for p in paths])
+    result = CliRunner().invoke(validate, ["--format", "json", *[str(p) for p in paths]])
     outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     return result.exit_code, outcomes, result.stderr
 

@@ -98,7 +98,7 @@ def test_code_whitespace_rule_is_unchanged(code: str, valid: bool) -> None:
 
 
 def _run(*paths: Path) -> tuple[int, list[dict[str, Any]], str]:
-    result = CliRunner().invoke(validate, [str(p) for p in paths])
+    result = CliRunner().invoke(validate, ["--format", "json", *[str(p) for p in paths]])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     outcomes = [json.loads(line) for line in result.stdout.split("\n") if line.strip()]
     return result.exit_code, outcomes, result.stderr

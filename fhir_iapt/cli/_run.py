@@ -6,8 +6,9 @@ Exit codes: 0 nothing rejected; 1 some records rejected (the good ones are still
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,8 +16,13 @@ from typing import Any, Literal, NoReturn
 
 import click
 
+from fhir_iapt.cli._errors import echo_outcome, error_format_option
 from fhir_iapt.cli._progress import Progress
 from fhir_iapt.emit import (
+    BUNDLES_FILE,
+    REJECTS_FILE,
+    SUMMARY_FILE,
+    XML_DIR,
     BulkWriter,
     NdjsonBundleWriter,
     OutputWriter,
@@ -27,6 +33,7 @@ from fhir_iapt.emit import (
 from fhir_iapt.errors import FhirIaptError, UnwritableRecordError
 from fhir_iapt.ledger import Ledger, LedgerError, LedgerRow, referral_row
 from fhir_iapt.pipeline import ReadProgress, ShapeCache, Tally
+from fhir_iapt.push import FAILED_FILE, RESULTS_FILE
 from fhir_iapt.results import Converted, Rejected, Result
 
 Layout = Literal["bundles", "bulk"]
@@ -81,6 +88,12 @@ def layout_options(fn: click.decorators.FC) -> click.decorators.FC:
             "or not at all (values are still checked on every record).",
         ),
         click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace the results of an earlier run in --out (without it, a folder that "
+            "holds them is refused, so no run is lost by mistake).",
+        ),
+        click.option(
             "--request-method",
             type=click.Choice(["conditional-create", "put"]),
             default="conditional-create",
@@ -88,21 +101,61 @@ def layout_options(fn: click.decorators.FC) -> click.decorators.FC:
             help="How bundle entries ask the server to store resources without duplicates.",
         ),
     ]
+    options.append(error_format_option())
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
 def fail_usage(error: FhirIaptError) -> NoReturn:
-    """Print the error as an OperationOutcome on stderr and exit 2."""
-    click.echo(json.dumps(error.to_operation_outcome(), indent=2), err=True)
+    """Print the error on stderr (a line per issue, or OperationOutcome JSON with
+    ``--error-format json``) and exit 2."""
+    echo_outcome(error.to_operation_outcome())
     raise SystemExit(EXIT_USAGE)
+
+
+#: What a run (and a push of its output) leaves in --out, besides the bulk layout's files.
+_RESULT_FILES = (SUMMARY_FILE, BUNDLES_FILE, REJECTS_FILE, RESULTS_FILE, FAILED_FILE)
+_BULK_FILE = re.compile(r"[A-Z][A-Za-z]+\.ndjson")
+
+
+def earlier_results(out_dir: Path) -> list[str]:
+    """The names of an earlier run's results in ``out_dir`` (sorted; [] when none)."""
+    if not out_dir.is_dir():
+        return []
+    found = {name for name in _RESULT_FILES if (out_dir / name).is_file()}
+    found |= {p.name for p in out_dir.iterdir() if p.is_file() and _BULK_FILE.fullmatch(p.name)}
+    if (out_dir / XML_DIR).is_dir():
+        found.add(f"{XML_DIR}/")
+    return sorted(found)
+
+
+def claim_out_dir(out_dir: Path, *, overwrite: bool, label: str) -> None:
+    """Make ``out_dir`` ready for a run's results. A folder holding an earlier run's results
+    is refused (usage error, exit 2, naming them) unless ``overwrite``; with it they are
+    removed first, so no file of the old run is left beside the new one's (a bulk type the
+    new run has none of, the push results of the old bundles), and the command says so."""
+    earlier = earlier_results(out_dir)
+    if earlier and not overwrite:
+        raise click.UsageError(
+            f"{out_dir} already holds the results of an earlier run ({', '.join(earlier)}): "
+            "pass --overwrite to replace them, or choose another --out folder"
+        )
+    for name in earlier:
+        path = out_dir / name.rstrip("/")
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if earlier:
+        click.echo(f"{label}: replacing the earlier results in {out_dir}", err=True)
 
 
 def write_results(
     results: Iterable[Result],
     *,
     out_dir: Path,
+    overwrite: bool = False,
     layout: Layout,
     output_format: OutputFormat,
     inputs: list[str],
@@ -113,6 +166,9 @@ def write_results(
     summary_extra: Callable[[], Mapping[str, Any]] | None = None,
 ) -> int:
     """Write every result, then ``summary.json``; return the exit code.
+
+    ``out_dir`` is claimed first (:func:`claim_out_dir`): an earlier run's results there are
+    refused unless ``overwrite``.
 
     ``summary_extra`` gives more keys for ``summary.json``, asked for once every result is
     written (e.g. what a data-set run found beside its results).
@@ -127,6 +183,7 @@ def write_results(
     """
     if layout == "bulk" and output_format == "xml":
         raise click.UsageError("--layout bulk is NDJSON by definition; use --format json")
+    claim_out_dir(out_dir, overwrite=overwrite, label=label)
     out_dir.mkdir(parents=True, exist_ok=True)
     tally = Tally()
     position = (lambda: read.bytes_read) if read is not None else None
@@ -232,7 +289,9 @@ __all__ = [
     "LEDGER_BATCH",
     "Layout",
     "OutputFormat",
+    "claim_out_dir",
     "default_shape_cache",
+    "earlier_results",
     "effective_workers",
     "fail_usage",
     "input_bytes",

@@ -26,6 +26,28 @@ from fhir_iapt.ledger import LEDGER_ENV, Ledger, LedgerError, default_ledger_pat
 from fhir_iapt.limits import ENV_VARS, Limits
 from fhir_iapt.mapping import load_mapping
 from fhir_iapt.pipeline import ReadProgress, Validation, convert_files
+from fhir_iapt.sources import sniff_format
+
+_KIND = {"csv": "CSV", "json": "JSON", "xml": "XML", "fhir": "JSON"}
+
+
+def check_input_kind(inputs: tuple[Path, ...], mapping_name: str, mapping_format: str) -> None:
+    """A usage error (exit 2) when an input plainly is not the kind the mapping reads (XML
+    given to a CSV mapping, ...): one clear message naming both, instead of every record
+    rejected as broken. Judged by the first bytes (a BOM and white space skipped)."""
+    wanted = _KIND[mapping_format]
+    for path in inputs:
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(64)
+        except OSError:
+            continue  # the reader reports an unreadable file as it does today
+        found = sniff_format(head)
+        if found is not None and _KIND[found] != wanted:
+            raise click.UsageError(
+                f"--mapping {mapping_name} reads {wanted} input, but {path.name} looks like "
+                f"{_KIND[found]}: give a mapping for {_KIND[found]} input"
+            )
 
 
 @click.command()
@@ -73,6 +95,7 @@ def convert(
     output_format: OutputFormat,
     workers: int,
     validation: Validation,
+    overwrite: bool,
     request_method: str,
     max_depth: int | None,
     max_field_chars: int | None,
@@ -107,6 +130,7 @@ def convert(
             output_format,
             workers,
             validation,
+            overwrite,
             request_method,
             ledger_path or default_ledger_path(),
         )
@@ -148,6 +172,7 @@ def _convert(
     output_format: OutputFormat,
     workers: int,
     validation: Validation,
+    overwrite: bool,
     request_method: str,
     ledger_path: Path,
 ) -> NoReturn:
@@ -155,6 +180,7 @@ def _convert(
         mapping = load_mapping(mapping_ref)
     except MappingError as exc:
         fail_usage(exc)
+    check_input_kind(inputs, mapping.name, mapping.input_format)
     try:
         ledger = Ledger(ledger_path)
     except LedgerError as exc:
@@ -175,6 +201,7 @@ def _convert(
         code = write_results(
             results,
             out_dir=out_dir,
+            overwrite=overwrite,
             layout=layout,
             output_format=output_format,
             inputs=[p.name for p in inputs],

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import click
 
+from fhir_iapt.cli._errors import error_format_option
 from fhir_iapt.cli._run import EXIT_OK, fail_usage
 from fhir_iapt.errors import Location
 from fhir_iapt.ledger import LEDGER_ENV, Ledger, LedgerError, default_ledger_path
@@ -38,6 +39,7 @@ def ledger() -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Remove every entry whose referral was authored before this date (YYYY-MM-DD).",
 )
+@error_format_option()
 def purge(ledger_path: Path | None, before: datetime) -> NoReturn:
     """Remove the ledger entries of referrals authored before --before.
 

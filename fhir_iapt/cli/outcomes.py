@@ -175,6 +175,7 @@ def outcomes(
     output_format: OutputFormat,
     workers: int,
     validation: Validation,
+    overwrite: bool,
     request_method: str,
 ) -> NoReturn:
     """Turn IAPT episode exports and QuestionnaireResponses into outcome bundles.
@@ -206,6 +207,7 @@ def outcomes(
             layout,
             output_format,
             validation,
+            overwrite,
             request_method,
         )
     if any(path.is_dir() for path in inputs):
@@ -242,6 +244,7 @@ def outcomes(
         code = write_results(
             results,
             out_dir=out_dir,
+            overwrite=overwrite,
             layout=layout,
             output_format=output_format,
             inputs=[p.name for p in inputs],
@@ -263,6 +266,7 @@ def _dataset_outcomes(
     layout: Layout,
     output_format: OutputFormat,
     validation: Validation,
+    overwrite: bool,
     request_method: str,
 ) -> NoReturn:
     """``outcomes DIR --dataset tt-v2.1``: the data set's pathways matched to the ledger."""
@@ -298,6 +302,7 @@ def _dataset_outcomes(
         code = write_results(
             results,
             out_dir=out_dir,
+            overwrite=overwrite,
             layout=layout,
             output_format=output_format,
             inputs=[inputs[0].name],

@@ -17,6 +17,7 @@ from typing import NoReturn, TextIO
 import click
 import httpx
 
+from fhir_iapt.cli._errors import echo_outcome, error_format_option
 from fhir_iapt.client import (
     BearerToken,
     ClientCredentials,
@@ -25,6 +26,7 @@ from fhir_iapt.client import (
     SmartBackendServices,
 )
 from fhir_iapt.client._conditional import ConditionalMode
+from fhir_iapt.error_codes import ERROR_CODES
 from fhir_iapt.errors import ConfigError, FhirIaptError
 from fhir_iapt.push import FAILED_FILE, RESULTS_FILE, PushResult, default_out_dir
 from fhir_iapt.push import push as push_to
@@ -33,6 +35,36 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 _MODES: dict[str, ConditionalMode] = {"auto": "auto", "keep": "keep", "put": "put"}
+#: How many undelivered bundles ``push`` describes on the terminal (all are in results.ndjson).
+FIRST_FAILURES = 5
+_DISPLAY = {code.code: code.display for code in ERROR_CODES}
+
+
+def failure_reason(result: PushResult) -> str:
+    """Why one bundle was not delivered, in one line with no patient data: the HTTP status,
+    the error code and its registered meaning, and the issue codes and places of the answer
+    (never its diagnostics text, which a server may fill with the record's values)."""
+    if result.status == "not-attempted":
+        return "not attempted (the run stopped at an earlier failure; --keep-going goes on)"
+    parts = []
+    if result.http_status is not None:
+        parts.append(f"HTTP {result.http_status}")
+    if result.error_code:
+        parts.append(f"{result.error_code} {_DISPLAY.get(result.error_code, '')}".strip())
+    issues = []
+    for issue in (result.outcome or {}).get("issue", [])[:3]:
+        if not isinstance(issue, dict):
+            continue
+        where = issue.get("expression") or issue.get("location") or []
+        code = issue.get("code", "?")
+        at = (
+            f" at {', '.join(str(w) for w in where[:2])}"
+            if isinstance(where, list) and where
+            else ""
+        )
+        issues.append(f"{code}{at}")
+    reason = ", ".join(parts) or "failed"
+    return f"{reason} (issue: {'; '.join(issues)})" if issues else reason
 
 
 def _secret_from(env: str | None, file: Path | None, what: str) -> str | None:
@@ -131,9 +163,12 @@ class _Progress:
         self.stream = stream
         self.live = stream.isatty()
         self.counts = {"delivered": 0, "failed": 0, "not-attempted": 0}
+        self.first_failures: list[PushResult] = []
 
     def __call__(self, result: PushResult) -> None:
         self.counts[result.status] += 1
+        if not result.delivered and len(self.first_failures) < FIRST_FAILURES:
+            self.first_failures.append(result)
         if self.live:
             total = sum(self.counts.values())
             self.stream.write(f"\rpushed {total}: {self._text()}")
@@ -148,7 +183,22 @@ class _Progress:
         if self.live:
             self.stream.write("\n")
         self.stream.write(f"{self._text()}; results in {out_dir / RESULTS_FILE}\n")
-        if self.counts["failed"] or self.counts["not-attempted"]:
+        undelivered = self.counts["failed"] + self.counts["not-attempted"]
+        if self.first_failures:
+            shown = len(self.first_failures)
+            head = (
+                "why it was not delivered"
+                if undelivered == 1
+                else (
+                    f"why the first {shown} of {undelivered} were not delivered"
+                    if shown < undelivered
+                    else "why they were not delivered"
+                )
+            )
+            self.stream.write(f"{head} (every one is in {out_dir / RESULTS_FILE}):\n")
+            for result in self.first_failures:
+                self.stream.write(f"  {result.source}: {failure_reason(result)}\n")
+        if undelivered:
             self.stream.write(
                 f"undelivered bundles in {out_dir / FAILED_FILE} "
                 "(push that file again to retry them)\n"
@@ -265,6 +315,7 @@ class _Progress:
     is_flag=True,
     help="Try every Bundle even after the server became unreachable or refused us.",
 )
+@error_format_option()
 def push(
     inputs: tuple[Path, ...],
     server: str,
@@ -328,7 +379,7 @@ def push(
                 conditional=_MODES[conditional],
             )
     except FhirIaptError as exc:  # configuration, or an input that cannot be opened
-        err.write(f"fhir-iapt push: {exc} ({exc.error_code})\n")
+        echo_outcome(exc.to_operation_outcome())
         raise SystemExit(EXIT_USAGE) from None
     progress.finish(target)
     raise SystemExit(EXIT_OK if summary.all_delivered else EXIT_FAILED)

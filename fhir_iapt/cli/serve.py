@@ -15,7 +15,6 @@ config (only the hash is kept there); ``--hash-key`` reads a key from stdin and 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ from typing import NoReturn
 
 import click
 
+from fhir_iapt.cli._errors import echo_outcome, error_format_option
 from fhir_iapt.errors import ConfigError, FhirIaptError, Location
 
 EXIT_USAGE = 2
@@ -31,7 +31,7 @@ _SCOPE_CHOICES = ("referrals:write", "outcomes:write", "messages:read", "admin")
 
 
 def _fail(error: FhirIaptError) -> NoReturn:
-    click.echo(json.dumps(error.to_operation_outcome(), indent=2), err=True)
+    echo_outcome(error.to_operation_outcome())
     raise SystemExit(EXIT_USAGE)
 
 
@@ -75,6 +75,7 @@ def _configure_logging(level: str) -> None:
     help="Scopes for --new-key (repeatable).",
 )
 @click.option("--hash-key", is_flag=True, help="Read an API key on stdin, print its hash, exit.")
+@error_format_option()
 def serve(
     config_path: Path | None,
     host: str | None,

@@ -1,9 +1,11 @@
 """``fhir-iapt validate PATH...``: check FHIR files against R4 and the shipped profiles.
 
 Each PATH is a FHIR JSON resource or Bundle, FHIR XML, or NDJSON (one resource or Bundle a
-line). Every invalid resource prints one OperationOutcome (a JSON line on stdout) whose issues
-name the file, the line or record, and the FHIRPath of each bad element. A summary
-``N valid, M invalid`` goes to stderr.
+line), or a folder ``convert`` / ``outcomes`` wrote (as ``push`` takes it: its
+``bundles.ndjson``, else its bulk ``<ResourceType>.ndjson`` files, else its ``bundles-xml/``).
+Every invalid resource prints its issues on stdout, each naming the file, the line or record,
+and the FHIRPath of the bad element: one line per issue, or (``--format json``) one
+OperationOutcome JSON line per resource. A summary ``N valid, M invalid`` goes to stderr.
 
 Exit status: 0 all valid, 1 some invalid, 2 a file could not be read or parsed (reported as an
 OperationOutcome too, never a traceback).
@@ -18,7 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fhir_iapt.errors import FhirIaptError, Issue, Location, ReadError, operation_outcome
+from fhir_iapt.cli._errors import error_format_option, render_outcome
+from fhir_iapt.emit import BUNDLES_FILE, XML_DIR
+from fhir_iapt.errors import (
+    ConfigError,
+    FhirIaptError,
+    Issue,
+    Location,
+    ReadError,
+    operation_outcome,
+)
+from fhir_iapt.push import bulk_files
 
 if TYPE_CHECKING:
     from fhir_iapt.fhir.validate import Validator
@@ -90,16 +102,46 @@ def _validated(validator: Validator, resource: Any, where: Location) -> list[Iss
         ]
 
 
+def files_in(path: Path) -> list[Path]:
+    """The files to validate for one PATH: a file itself; for a folder what ``push`` would
+    send from it (``bundles.ndjson``, else the bulk files), else its ``bundles-xml/`` files.
+    A folder with none of them is a ConfigError (FI804)."""
+    if not path.is_dir():
+        return [path]
+    if (path / BUNDLES_FILE).is_file():
+        return [path / BUNDLES_FILE]
+    bulk = bulk_files(path)
+    if bulk:
+        return bulk
+    xml = sorted((path / XML_DIR).glob("*.xml")) if (path / XML_DIR).is_dir() else []
+    if xml:
+        return xml
+    raise ConfigError(
+        f"{path}: no {BUNDLES_FILE}, no <ResourceType>.ndjson files and no {XML_DIR}/ to validate",
+        location=Location(file=str(path)),
+        error_code="FI804",
+    )
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@error_format_option("--format", "--error-format")
 def validate(paths: tuple[Path, ...]) -> None:
-    """Validate FHIR JSON, XML or NDJSON files against R4 and the fhir-iapt profiles."""
+    """Validate FHIR JSON, XML or NDJSON files (or a convert / outcomes output folder) against
+    R4 and the fhir-iapt profiles."""
     from fhir_iapt.fhir.validate import default_validator, has_errors
 
     validator = default_validator()
     valid = invalid = 0
     unreadable = False
+    files: list[Path] = []
     for path in paths:
+        try:
+            files.extend(files_in(path))
+        except FhirIaptError as exc:
+            unreadable = True
+            click.echo(render_outcome(exc.to_operation_outcome()))
+    for path in files:
         try:
             for where, resource in _units(path):
                 if resource is None:
@@ -115,12 +157,12 @@ def validate(paths: tuple[Path, ...]) -> None:
                     issues = _validated(validator, resource, where)
                 if has_errors(issues):
                     invalid += 1
-                    click.echo(json.dumps(operation_outcome(issues), ensure_ascii=False))
+                    click.echo(render_outcome(operation_outcome(issues)))
                 else:
                     valid += 1
         except FhirIaptError as exc:
             unreadable = True
-            click.echo(json.dumps(exc.to_operation_outcome(), ensure_ascii=False))
+            click.echo(render_outcome(exc.to_operation_outcome()))
     click.echo(f"{valid} valid, {invalid} invalid", err=True)
     if unreadable:
         raise SystemExit(2)

@@ -70,6 +70,22 @@ def read_records(
     raise ValueError(f"unknown source format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def sniff_format(head: bytes) -> Literal["csv", "json", "xml"] | None:
+    """What the first bytes of an input look like: ``xml`` (a ``<`` first), ``json`` (``{`` or
+    ``[``), ``csv`` (other text), None when nothing can be said (empty, or not ASCII at the
+    start, e.g. UTF-16). A byte-order mark and leading white space are skipped. Used to catch a
+    mapping for the wrong kind of input before any record is read."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not text or text[0] >= 0x80:
+        return None
+    first = text[:1]
+    if first == b"<":
+        return "xml"
+    if first in (b"{", b"["):
+        return "json"
+    return "csv"
+
+
 __all__ = [
     "FORMATS",
     "PortableXml",
@@ -78,4 +94,5 @@ __all__ = [
     "portable",
     "read_records",
     "revive",
+    "sniff_format",
 ]
