@@ -79,7 +79,7 @@ _PALETTE: tuple[str, ...] = (
     "#78be20",
 )
 _STANDARD_COLOUR = "#d5281b"
-_PANEL_WIDTH = 400
+_PANEL_WIDTH = 360
 _PANEL_HEIGHT = 210
 _FONT = "Arial, Helvetica, sans-serif"
 
@@ -413,21 +413,19 @@ class _Page:
                 .encode(y=at)
                 .properties(name=f"{name}-standard")
             )
-            for halo in (True, False):
-                layers.append(
-                    standard.mark_text(
-                        align="right",
-                        baseline="bottom",
-                        dy=-3,
-                        fontSize=12,
-                        fontWeight="bold",
-                        color="white" if halo else _STANDARD_COLOUR,
-                        stroke="white" if halo else None,
-                        strokeWidth=4 if halo else 0,
-                    )
-                    .encode(y=at, text="label:N", x=alt.value(_PANEL_WIDTH - 4))
-                    .properties(name=f"{name}-standard-label{'-halo' if halo else ''}")
+            # named at the line's end, outside the plot, where no provider's point can hide it
+            layers.append(
+                standard.mark_text(
+                    align="left",
+                    baseline="middle",
+                    dx=6,
+                    fontSize=12,
+                    fontWeight="bold",
+                    color=_STANDARD_COLOUR,
                 )
+                .encode(y=at, text="label:N", x=alt.value(_PANEL_WIDTH))
+                .properties(name=f"{name}-standard-label")
+            )
         layers += [
             base.mark_line(strokeWidth=2.5)
             .encode(x=x, y=y, color=colour)
