@@ -438,6 +438,24 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         ),
     ),
     ErrorCode(
+        "FI410",
+        "Measure unknown",
+        (
+            "Validate: a MeasureReport names a Measure (or a version of it) this validator "
+            "does not have (warning; its groups not checked)."
+        ),
+    ),
+    ErrorCode(
+        "FI411",
+        "MeasureReport does not fit its Measure",
+        (
+            "Validate: a MeasureReport group is not one of its Measure's groups, reports a "
+            "population the Measure group does not define (or twice), leaves one out, or "
+            "carries a score the Measure's scoring does not allow (a cohort's; a proportion "
+            "outside 0..1)."
+        ),
+    ),
+    ErrorCode(
         "FI600",
         "Emit error",
         "Emit: an output cannot be written (EmitError).",

@@ -1,5 +1,6 @@
 """Checks beyond one resource's structure: QuestionnaireResponse answers against the shipped
-Questionnaire, and references inside a Bundle.
+Questionnaire, a MeasureReport against the shipped Measure it reports, and references inside a
+Bundle.
 
 A choice question whose answerOptions are a scored answer set of ``instruments.yaml`` also
 accepts that set's input-only aliases (``frequency_input_aliases``: LA18938-3 "More days than
@@ -23,6 +24,8 @@ from fhir_iapt.scoring.instruments import instrument_specs
 BAD_ANSWER = "FI403"
 UNRESOLVED = "FI404"
 UNKNOWN_QUESTIONNAIRE = "FI408"
+UNKNOWN_MEASURE = "FI410"
+NOT_THE_MEASURE = "FI411"
 _ANSWER_KEY = {
     "choice": "valueCoding",
     "open-choice": "valueCoding",
@@ -250,4 +253,106 @@ def check_references(bundle: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
-__all__ = ["check_references", "check_response"]
+# --------------------------------------------------------------------------- measure reports
+
+
+def _codes(concept: Any) -> set[tuple[str, str]]:
+    """The (system, code) pairs of a CodeableConcept."""
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    return {
+        (str(c.get("system")), str(c.get("code")))
+        for c in (codings if isinstance(codings, list) else ())
+        if isinstance(c, Mapping) and c.get("code") is not None
+    }
+
+
+def _measure_group(groups: list[Mapping[str, Any]], code: Any) -> Mapping[str, Any] | None:
+    """The Measure group a report group is about: the one sharing its code (a Measure with a
+    single uncoded group: that one)."""
+    wanted = _codes(code)
+    if not wanted:
+        return groups[0] if len(groups) == 1 and not _codes(groups[0].get("code")) else None
+    return next((g for g in groups if _codes(g.get("code")) & wanted), None)
+
+
+def _measure_issue(diagnostics: str, expression: str) -> Issue:
+    return Issue(
+        diagnostics=diagnostics, code="value", expression=expression, error_code=NOT_THE_MEASURE
+    )
+
+
+def check_measure_report(profiles: ProfileSet, report: Mapping[str, Any], expr: str) -> list[Issue]:
+    """Check a MeasureReport against the shipped Measure it names: each group is one of the
+    Measure's (by code), reports exactly that group's populations, and carries a score only
+    when the Measure scores (a proportion's between 0 and 1)."""
+    canonical = report.get("measure")
+    if not isinstance(canonical, str):
+        return []
+    measure = profiles.measure(canonical)
+    if measure is None:
+        return [
+            Issue(
+                diagnostics="the Measure is not known here (or not in that version); groups "
+                "not checked",
+                code="not-found",
+                severity="warning",
+                expression=f"{expr}.measure",
+                error_code=UNKNOWN_MEASURE,
+            )
+        ]
+    groups = [g for g in measure.get("group") or () if isinstance(g, Mapping)]
+    scoring = {code for _, code in _codes(measure.get("scoring"))}
+    issues: list[Issue] = []
+    for index, group in enumerate(report.get("group") or ()):
+        if not isinstance(group, Mapping):
+            continue
+        at = f"{expr}.group[{index}]"
+        defined = _measure_group(groups, group.get("code"))
+        if defined is None:
+            issues.append(_measure_issue("the group's code is not a group of the Measure", at))
+            continue
+        allowed = {
+            pair
+            for p in defined.get("population") or ()
+            if isinstance(p, Mapping)
+            for pair in _codes(p.get("code"))
+        }
+        seen: set[tuple[str, str]] = set()
+        for p_index, population in enumerate(group.get("population") or ()):
+            codes = _codes(population.get("code")) if isinstance(population, Mapping) else set()
+            if not codes & allowed:
+                issues.append(
+                    _measure_issue(
+                        "the population is not one of the Measure group's",
+                        f"{at}.population[{p_index}].code",
+                    )
+                )
+            elif codes & seen:
+                issues.append(
+                    _measure_issue(
+                        "the population is reported twice", f"{at}.population[{p_index}].code"
+                    )
+                )
+            seen |= codes & allowed
+        missing = sorted(code for _, code in allowed - seen)
+        if missing:
+            issues.append(
+                _measure_issue(
+                    f"the Measure group's population(s) {', '.join(missing)} are not reported",
+                    f"{at}.population",
+                )
+            )
+        score = group.get("measureScore")
+        if score is not None and scoring & {"cohort"}:
+            issues.append(_measure_issue("a cohort Measure has no score", f"{at}.measureScore"))
+        value = score.get("value") if isinstance(score, Mapping) else None
+        if "proportion" in scoring and isinstance(value, int | float) and not 0 <= value <= 1:
+            issues.append(
+                _measure_issue(
+                    "a proportion's score must be between 0 and 1", f"{at}.measureScore.value"
+                )
+            )
+    return issues
+
+
+__all__ = ["check_measure_report", "check_references", "check_response"]

@@ -1,12 +1,14 @@
 """The profile set: every conformance resource shipped in ``profiles/``, loaded once.
 
 ``profiles/`` holds JSON StructureDefinitions (UK Core and the project's own), CodeSystems,
-ValueSets, Questionnaires, and Bundles of them (``Bundle-r4-required-valuesets.json``). Whatever
-is there is picked up: a helper adding a profile only drops a file in the folder.
+ValueSets, Questionnaires, Measures (the report's KPIs), and Bundles of them
+(``Bundle-r4-required-valuesets.json``). Whatever is there is picked up: a helper adding a
+profile only drops a file in the folder.
 
 A :class:`ProfileSet` answers the questions validation asks: which StructureDefinition has this
 URL, which of the project's profiles apply to a resource type, which codes a ValueSet allows
-(when it can be expanded locally), and which Questionnaire a response answers.
+(when it can be expanded locally), which Questionnaire a response answers and which Measure
+a MeasureReport reports.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from fhir_iapt._data import profiles_dir
 from fhir_iapt.errors import Issue, Location, ProfileError
 from fhir_iapt.systems import CANONICAL_BASE
 
-_KINDS = ("StructureDefinition", "CodeSystem", "ValueSet", "Questionnaire")
+_KINDS = ("StructureDefinition", "CodeSystem", "ValueSet", "Questionnaire", "Measure")
 BROKEN_PROFILE_FILE = "FI400"
 
 Code = tuple[str, str]  # (system, code)
@@ -41,6 +43,7 @@ class ProfileSet:
     code_systems: dict[str, dict[str, Any]] = field(default_factory=dict)
     value_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     questionnaires: dict[str, dict[str, Any]] = field(default_factory=dict)
+    measures: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # url -> file name
     _expanded: dict[str, frozenset[Code] | None] = field(default_factory=dict)
 
@@ -68,6 +71,7 @@ class ProfileSet:
             "CodeSystem": self.code_systems,
             "ValueSet": self.value_sets,
             "Questionnaire": self.questionnaires,
+            "Measure": self.measures,
         }[str(rtype)]
         table[url] = dict(resource)
         self.sources[url] = source
@@ -203,11 +207,21 @@ class ProfileSet:
             return None
         return found
 
+    def measure(self, canonical: str) -> dict[str, Any] | None:
+        """The Measure a ``MeasureReport.measure`` canonical names (its version, if given,
+        must be the shipped one's)."""
+        url, version = _canonical(canonical)
+        found = self.measures.get(url)
+        if found is None or (version is not None and found.get("version") != version):
+            return None
+        return found
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         yield from self.structure_definitions.values()
         yield from self.code_systems.values()
         yield from self.value_sets.values()
         yield from self.questionnaires.values()
+        yield from self.measures.values()
 
 
 def _contains(items: Any) -> Iterator[Code]:

@@ -19,7 +19,8 @@ The validator walks each resource's JSON along a compiled plan; nothing is gener
   discriminator value; an extension whose url names a shipped extension definition is held to
   it;
 * :mod:`fhir_iapt.fhir._checks`: QuestionnaireResponse answers against the shipped
-  Questionnaire and references inside a Bundle (every ``urn:uuid`` resolves, no fullUrl twice).
+  Questionnaire, a MeasureReport's groups and populations against the shipped Measure, and
+  references inside a Bundle (every ``urn:uuid`` resolves, no fullUrl twice).
 
 Which profiles apply to a resource: the R4 base, every profile in ``meta.profile`` that
 ``profiles/`` has (an unknown one is a warning, FI405), and, for a type with exactly one project
@@ -363,6 +364,8 @@ class _Walk:
                     self.apply(rules, resource, expr, ctx)
         if rtype == "QuestionnaireResponse":
             self.issues.extend(_checks.check_response(self.v.profiles, resource, expr))
+        elif rtype == "MeasureReport":
+            self.issues.extend(_checks.check_measure_report(self.v.profiles, resource, expr))
 
     # -- the R4 walk --------------------------------------------------------------------------
 
