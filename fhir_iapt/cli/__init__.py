@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "outcomes": "fhir_iapt.cli.outcomes:outcomes",
     "validate": "fhir_iapt.cli.validate:validate",
     "push": "fhir_iapt.cli.push:push",
+    "report": "fhir_iapt.cli.report:report",
     "serve": "fhir_iapt.cli.serve:serve",
 }
 
