@@ -4,7 +4,8 @@ and renamed into place when complete (:class:`~fhir_iapt.emit._atomic.AtomicFile
 
 The CSVs hold codes, counts and ids only. A cell that a spreadsheet would run as a formula
 (starting ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written with a leading
-``'`` so that opening the file runs nothing; numbers are written as numbers.
+``'`` so that opening the file runs nothing; numbers are written as numbers. The ids of a
+data-quality check are joined by ``|``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ QUALITY_COLUMNS = (
     "ids",
 )
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
+#: data-quality.csv's ids column joins the ids with this (a file name may hold spaces)
+IDS_SEPARATOR = "|"
 
 
 def _text(value: str) -> str:
@@ -93,7 +96,7 @@ def _quality_row(value: QualityValue, figures: str) -> list[str]:
         _number(value.share),
         value.note,
         figures,
-        _text(" ".join(value.ids)),
+        _text(IDS_SEPARATOR.join(value.ids)),
     ]
 
 
@@ -154,6 +157,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 __all__ = [
+    "IDS_SEPARATOR",
     "KPIS_FILE",
     "KPI_COLUMNS",
     "MEASURE_REPORTS_FILE",
