@@ -8,6 +8,13 @@
                          ``.url``, ``.start()``, ``.stop()``, ``.running``. Stop it and start it
                          again to take the server down and bring it back with its data. Every
                          server it made is stopped when the test ends.
+``postgres_cluster``     session-scoped; a throwaway PostgreSQL cluster on loopback
+                         (``tests/postgres_server.py``), started only if a test asks for it.
+``relay_store``          function-scoped, parametrized ``sqlite`` / ``postgresql``: the relay
+                         tests that use it run once on each outbox. For ``postgresql`` it makes
+                         an empty database and sets ``relay_helpers.STORE_URL``, so every
+                         settings tree (``[store] url``) and ``open_outbox`` of the test use it;
+                         the database is dropped after the test.
 
 Every test runs with ``XDG_DATA_HOME`` in a temporary folder, so ``fhir-iapt convert`` without
 ``--ledger`` records its referrals there, never in the user's own referral ledger.
@@ -60,3 +67,33 @@ def fhir_server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     finally:
         for server in made:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster shared by the session (removed at its end)."""
+    from postgres_server import PostgresCluster
+
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def relay_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Which outbox the test's relay settings and outboxes use (see the module docstring)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    import relay_helpers
+
+    cluster = request.getfixturevalue("postgres_cluster")
+    name = cluster.create_database()
+    monkeypatch.setattr(relay_helpers, "STORE_URL", cluster.url(name))
+    try:
+        yield "postgresql"
+    finally:
+        cluster.drop_database(name)

@@ -22,6 +22,10 @@ from fhir_server import free_port
 from fhir_iapt.nhs_number import check_digit
 from fhir_iapt.relay.security import hash_api_key
 from fhir_iapt.relay.settings import RelaySettings, settings_from_mapping
+from fhir_iapt.relay.store import Clock, Outbox, OutboxStore
+
+#: The PostgreSQL outbox the test runs on (set by the ``relay_store`` fixture), None: SQLite.
+STORE_URL: str | None = None
 
 #: Generous: a relay warms its validator before it is ready (tens of seconds on a busy machine).
 _STARTUP_TIMEOUT = 300.0
@@ -81,9 +85,30 @@ def settings_tree(
         "referrals": {"destination": "iapt"},
         "outcomes": {"default_destination": "clinic"},
     }
+    if STORE_URL is not None:
+        tree["store"]["url"] = STORE_URL
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
     return tree
+
+
+def open_outbox(
+    path: Path, *, clock: Clock | None = None, synchronous: Any = "normal"
+) -> OutboxStore:
+    """An opened outbox of the test's store: the SQLite file ``path``, or the test's PostgreSQL
+    database (``relay_store``)."""
+    kwargs: dict[str, Any] = {"synchronous": synchronous}
+    if clock is not None:
+        kwargs["clock"] = clock
+    box: OutboxStore
+    if STORE_URL is None:
+        box = Outbox(path, **kwargs)
+    else:
+        from fhir_iapt.relay.postgres import PostgresOutbox
+
+        box = PostgresOutbox(STORE_URL, **kwargs)
+    box.open()
+    return box
 
 
 def make_settings(data_dir: Path, **kwargs: Any) -> RelaySettings:

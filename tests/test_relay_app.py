@@ -26,6 +26,9 @@ from relay_helpers import (
 from fhir_iapt.relay.app import create_app
 from fhir_iapt.relay.runtime import RelayRuntime
 
+#: Every test here runs on the SQLite and on the PostgreSQL outbox.
+pytestmark = pytest.mark.usefixtures("relay_store")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CSV = {"Content-Type": "text/csv"}
 BODY_LIMIT = 64 * 1024

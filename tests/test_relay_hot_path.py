@@ -12,6 +12,9 @@ from relay_helpers import auth, diabetes_csv, make_settings, nhs_number
 
 from fhir_iapt.relay.app import create_app
 
+#: Every test here runs on the SQLite and on the PostgreSQL outbox.
+pytestmark = pytest.mark.usefixtures("relay_store")
+
 CSV = {"Content-Type": "text/csv", **auth("clinic")}
 
 

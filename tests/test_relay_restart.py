@@ -36,7 +36,7 @@ from relay_helpers import (
 
 from fhir_iapt.client import FhirClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("relay_store")]
 
 RECORDS = 150
 CLIENTS = 4
@@ -49,8 +49,10 @@ DELIVERY = {
     "backoff_max": 1.0,
     "client_attempts": 1,
     "poll_interval": 0.2,
-    "timeout_seconds": 10,
+    "timeout_seconds": 5,
     "concurrency": 4,
+    # On PostgreSQL a killed relay's leases are not released by its successor: they expire.
+    "lease_seconds": 10,
 }
 HEADERS = {"Content-Type": "text/csv", **auth("clinic")}
 

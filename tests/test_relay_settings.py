@@ -244,3 +244,40 @@ def test_a_bad_input_limit_variable_stops_the_relay_at_load(tmp_path: Path, valu
     assert refused.value.error_code == "FI805"
     assert "FHIR_IAPT_MAX_DEPTH" in str(refused.value)
     assert load_settings(path, env={"FHIR_IAPT_MAX_DEPTH": "50"}, check_files=False)
+
+
+def test_store_url_selects_postgresql_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    """[store] url (or FHIR_IAPT_STORE__URL) is read as a secret: its value is there for the
+    outbox, never in the settings' repr; without it the outbox is the SQLite file."""
+    path = tmp_path / "relay.toml"
+    path.write_text(_MINIMAL + '\n[store]\nurl = "postgresql://relay:pw1@db.example:5432/a"\n')
+    from_file = load_settings(path)
+    assert from_file.store.url is not None
+    assert from_file.store.url.get_secret_value() == "postgresql://relay:pw1@db.example:5432/a"
+    assert "pw1" not in repr(from_file)
+    env = {"FHIR_IAPT_STORE__URL": "postgres://relay:pw2@db2.example/b"}
+    from_env = load_settings(path, env=env)
+    assert from_env.store.url is not None
+    assert from_env.store.url.get_secret_value() == "postgres://relay:pw2@db2.example/b"
+    plain = tmp_path / "plain.toml"
+    plain.write_text(_MINIMAL)
+    assert load_settings(plain).store.url is None
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///relay.db", "mysql://relay:Hidden9@db/outbox", "host=db password=Hidden9"]
+)
+def test_a_store_url_that_is_not_postgresql_names_the_key_not_the_value(
+    tmp_path: Path, url: str
+) -> None:
+    """Only a postgresql:// URL is a store url; anything else is a ConfigError naming
+    store.url, without quoting the value (it may hold a password)."""
+    path = tmp_path / "relay.toml"
+    path.write_text(_MINIMAL + f'\n[store]\nurl = "{url}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    rendered = str(info.value.to_operation_outcome())
+    assert "store.url" in rendered
+    assert "postgresql://" in rendered
+    assert "Hidden9" not in rendered
+    assert url not in rendered

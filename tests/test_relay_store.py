@@ -1,4 +1,6 @@
-"""The SQLite outbox: durable enqueue, dedup, leases, backoff, dead letters, replay."""
+"""The outbox: durable enqueue, dedup, leases, backoff, dead letters, replay, on SQLite and on
+PostgreSQL (``relay_store``); the SQLite file's own rules (one owner per data directory, leases
+released at a restart) on SQLite only."""
 
 from __future__ import annotations
 
@@ -6,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from relay_helpers import open_outbox
 
 from fhir_iapt.errors import ConfigError
-from fhir_iapt.relay.store import NewMessage, Outbox, StoredResponse
+from fhir_iapt.relay.store import NewMessage, Outbox, OutboxStore, StoredResponse
 
 
 class FakeClock:
@@ -27,9 +30,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path, clock: FakeClock) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.sqlite3", clock=clock)
-    box.open()
+def outbox(tmp_path: Path, clock: FakeClock, relay_store: str) -> Iterator[OutboxStore]:
+    box = open_outbox(tmp_path / "outbox.sqlite3", clock=clock, synchronous="full")
     yield box
     box.close()
 
@@ -38,7 +40,7 @@ def _msg(key: str, payload: bytes = b'{"resourceType":"Bundle"}') -> NewMessage:
     return NewMessage("referral", "iapt", key, payload)
 
 
-def test_enqueue_returns_the_same_id_for_a_held_key(outbox: Outbox) -> None:
+def test_enqueue_returns_the_same_id_for_a_held_key(outbox: OutboxStore) -> None:
     """A record already held gets its first id back, marked duplicate, and no second row."""
     first = outbox.enqueue([_msg("a"), _msg("b")])
     again = outbox.enqueue([_msg("b"), _msg("c")])
@@ -49,14 +51,14 @@ def test_enqueue_returns_the_same_id_for_a_held_key(outbox: Outbox) -> None:
     assert outbox.counts()["queued"] == 3
 
 
-def test_enqueued_messages_survive_reopening(tmp_path: Path, clock: FakeClock) -> None:
-    """What enqueue returned is on disk: a new Outbox on the same file sees it queued."""
-    box = Outbox(tmp_path / "o.sqlite3", clock=clock)
-    box.open()
+def test_enqueued_messages_survive_reopening(
+    tmp_path: Path, clock: FakeClock, relay_store: str
+) -> None:
+    """What enqueue returned is stored: a new outbox on the same file (database) sees it."""
+    box = open_outbox(tmp_path / "o.sqlite3", clock=clock, synchronous="full")
     [item] = box.enqueue([_msg("a")])
     box.close()
-    reopened = Outbox(tmp_path / "o.sqlite3", clock=clock)
-    reopened.open()
+    reopened = open_outbox(tmp_path / "o.sqlite3", clock=clock, synchronous="full")
     info = reopened.info(item.id)
     assert info is not None
     assert info.status == "queued"
@@ -64,14 +66,19 @@ def test_enqueued_messages_survive_reopening(tmp_path: Path, clock: FakeClock) -
     reopened.close()
 
 
-def test_second_owner_of_a_data_directory_is_refused(tmp_path: Path, outbox: Outbox) -> None:
+def test_second_owner_of_a_data_directory_is_refused(tmp_path: Path) -> None:
     """Only one relay may own a data directory (the lock is what makes lease release safe)."""
+    first = Outbox(tmp_path / "outbox.sqlite3")
+    first.open()
     other = Outbox(tmp_path / "outbox.sqlite3")
-    with pytest.raises(ConfigError, match="in use"):
-        other.open()
+    try:
+        with pytest.raises(ConfigError, match="in use"):
+            other.open()
+    finally:
+        first.close()
 
 
-def test_claim_leases_and_counts_the_attempt(outbox: Outbox) -> None:
+def test_claim_leases_and_counts_the_attempt(outbox: OutboxStore) -> None:
     """A claimed message is not claimed again while leased, and its attempt is counted."""
     [item] = outbox.enqueue([_msg("a")])
     [claimed] = outbox.claim(10, lease_seconds=60)
@@ -83,7 +90,7 @@ def test_claim_leases_and_counts_the_attempt(outbox: Outbox) -> None:
     assert info.leased is True
 
 
-def test_expired_lease_returns_the_message(outbox: Outbox, clock: FakeClock) -> None:
+def test_expired_lease_returns_the_message(outbox: OutboxStore, clock: FakeClock) -> None:
     """A worker that died mid-delivery: once its lease expires the message is claimable."""
     outbox.enqueue([_msg("a")])
     outbox.claim(1, lease_seconds=30)
@@ -105,7 +112,7 @@ def test_reopening_releases_leases_at_once(tmp_path: Path, clock: FakeClock) -> 
     reopened.close()
 
 
-def test_failed_waits_for_its_backoff(outbox: Outbox, clock: FakeClock) -> None:
+def test_failed_waits_for_its_backoff(outbox: OutboxStore, clock: FakeClock) -> None:
     """mark_failed persists next_attempt_at: not claimable before it, claimable after."""
     [item] = outbox.enqueue([_msg("a")])
     outbox.claim(1, lease_seconds=30)
@@ -119,7 +126,7 @@ def test_failed_waits_for_its_backoff(outbox: Outbox, clock: FakeClock) -> None:
     assert len(outbox.claim(1, lease_seconds=30)) == 1
 
 
-def test_release_gives_the_attempt_back(outbox: Outbox) -> None:
+def test_release_gives_the_attempt_back(outbox: OutboxStore) -> None:
     """A graceful shutdown returns a leased message without spending an attempt."""
     [item] = outbox.enqueue([_msg("a")])
     outbox.claim(1, lease_seconds=30)
@@ -128,7 +135,7 @@ def test_release_gives_the_attempt_back(outbox: Outbox) -> None:
     assert again.attempts == 1
 
 
-def test_dead_letter_keeps_payload_and_error_until_replayed(outbox: Outbox) -> None:
+def test_dead_letter_keeps_payload_and_error_until_replayed(outbox: OutboxStore) -> None:
     """Dead letters are never claimed; replay re-queues them with fresh attempts."""
     [item] = outbox.enqueue([_msg("a", b"payload-1")])
     outbox.claim(1, lease_seconds=30)
@@ -145,7 +152,7 @@ def test_dead_letter_keeps_payload_and_error_until_replayed(outbox: Outbox) -> N
     assert claimed.payload == b"payload-1"
 
 
-def test_replay_refuses_what_is_not_dead(outbox: Outbox) -> None:
+def test_replay_refuses_what_is_not_dead(outbox: OutboxStore) -> None:
     """Only dead letters can be replayed (a delivered message is never sent twice)."""
     [item] = outbox.enqueue([_msg("a")])
     outbox.claim(1, lease_seconds=30)
@@ -154,7 +161,7 @@ def test_replay_refuses_what_is_not_dead(outbox: Outbox) -> None:
     assert outbox.replay("no-such-id") is None
 
 
-def test_idempotency_answers_are_kept_per_caller(outbox: Outbox) -> None:
+def test_idempotency_answers_are_kept_per_caller(outbox: OutboxStore) -> None:
     """A stored answer is found by (caller, key); another caller's same key is separate."""
     answer = StoredResponse("/referrals", "d1", 202, b"{}")
     outbox.remember_response("clinic", "k1", answer)

@@ -170,6 +170,7 @@ def test_the_warm_up_samples_cover_every_resource_type_the_relay_emits() -> None
     assert emitted <= warmed
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_readyz_is_ready_only_after_warm_up_and_the_first_post_builds_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,6 +195,7 @@ def test_readyz_is_ready_only_after_warm_up_and_the_first_post_builds_nothing(
         assert response.status_code == 202, response.text
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_warm_up_freezes_the_start_up_heap_out_of_the_collector(tmp_path: Path) -> None:
     """After warm-up the long-lived heap (validator, mappings, modules) is frozen, so a full
     garbage collection under load walks only what requests made (it took 100-220 ms)."""

@@ -25,6 +25,9 @@ import fhir_iapt.relay.app as relay_app
 from fhir_iapt.relay.app import create_app
 from fhir_iapt.relay.intake import Validation
 
+#: Every test here runs on the SQLite and on the PostgreSQL outbox.
+pytestmark = pytest.mark.usefixtures("relay_store")
+
 HEADERS = {"Content-Type": "text/csv", **auth("clinic")}
 WAIT = 30.0
 

@@ -1,7 +1,8 @@
 """The delivery worker: real FHIR server for success, injected transports for faults.
 
 Faults a real server cannot produce on demand (a 400 that quotes patient data, a 503, a hang)
-come from ``httpx.MockTransport``; everything else is the real client and the real outbox.
+come from ``httpx.MockTransport``; everything else is the real client and the real outbox, each
+test that has one run on SQLite and on PostgreSQL (``relay_store``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from relay_helpers import open_outbox
 
 from fhir_iapt.client import AsyncFhirClient, FhirClient, RetryPolicy
 from fhir_iapt.relay.destinations import FittedClient
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.settings import DeliverySettings
-from fhir_iapt.relay.store import NewMessage, Outbox
+from fhir_iapt.relay.store import NewMessage, Outbox, OutboxStore
 from fhir_iapt.relay.worker import DeliveryWorker, Transactor
 
 SYSTEM = "https://fhir-iapt.github.io/fhir/Id/relay-worker-test"
@@ -59,17 +61,13 @@ def _bundle(value: str) -> dict[str, Any]:
     }
 
 
-def _outbox(tmp_path: Path, clock: Callable[[], float] | None = None) -> Outbox:
-    if clock is None:
-        box = Outbox(tmp_path / "outbox.sqlite3", synchronous="normal")
-    else:
-        box = Outbox(tmp_path / "outbox.sqlite3", synchronous="normal", clock=clock)
-    box.open()
-    return box
+def _outbox(tmp_path: Path, clock: Callable[[], float] | None = None) -> OutboxStore:
+    """The test's outbox (SQLite, or PostgreSQL under ``relay_store``), opened."""
+    return open_outbox(tmp_path / "outbox.sqlite3", clock=clock, synchronous="normal")
 
 
 def _run(
-    outbox: Outbox,
+    outbox: OutboxStore,
     make_clients: Callable[[], dict[str, Transactor]],
     until: Callable[[], bool],
     settings: DeliverySettings = FAST,
@@ -106,6 +104,7 @@ def _mock(handler: Callable[[httpx.Request], httpx.Response]) -> AsyncFhirClient
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("relay_store")
 def test_delivers_each_message_once_to_a_real_server(tmp_path: Path, fhir_server: str) -> None:
     """Queued bundles reach the real FHIR server, are marked delivered, exactly one each."""
     outbox = _outbox(tmp_path)
@@ -125,14 +124,16 @@ def test_delivers_each_message_once_to_a_real_server(tmp_path: Path, fhir_server
         lambda: {"iapt": AsyncFhirClient(fhir_server, retry=RetryPolicy(attempts=2))},
         delivered,
     )
+    rendered = metrics.render().decode()  # reads the queue depth: before the outbox closes
     outbox.close()
-    assert 'fhir_iapt_relay_delivered_total{direction="referral"} 3.0' in metrics.render().decode()
+    assert 'fhir_iapt_relay_delivered_total{direction="referral"} 3.0' in rendered
     with FhirClient(fhir_server) as sync:
         for value in values:
             found = sync.search("Basic", {"identifier": f"{SYSTEM}|{value}"})
             assert found.get("total", len(found.get("entry", []))) == 1
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_refused_bundle_is_dead_at_once_without_server_diagnostics(tmp_path: Path) -> None:
     """A 400 is a dead letter on the first attempt; the server's diagnostics are not kept."""
 
@@ -170,6 +171,7 @@ def test_refused_bundle_is_dead_at_once_without_server_diagnostics(tmp_path: Pat
     outbox.close()
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_unavailable_server_is_retried_then_dead(tmp_path: Path) -> None:
     """503 is retried with persisted backoff; after max_attempts the message is dead."""
     calls: list[float] = []
@@ -197,6 +199,7 @@ def test_unavailable_server_is_retried_then_dead(tmp_path: Path) -> None:
     outbox.close()
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_no_server_waits_in_the_queue(tmp_path: Path) -> None:
     """Connection refused is not the message's fault: it stays failed, due again later."""
     outbox = _outbox(tmp_path)
@@ -222,6 +225,7 @@ def test_no_server_waits_in_the_queue(tmp_path: Path) -> None:
     outbox.close()
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_shutdown_returns_in_flight_work_to_the_queue(tmp_path: Path) -> None:
     """A delivery still running when the grace period ends is released, its attempt unspent."""
     started = asyncio.Event()
@@ -248,6 +252,7 @@ def test_shutdown_returns_in_flight_work_to_the_queue(tmp_path: Path) -> None:
     outbox.close()
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_unconfigured_destination_waits(tmp_path: Path) -> None:
     """A message for a destination no longer configured is kept (failed), not dropped."""
     outbox = _outbox(tmp_path)
@@ -267,6 +272,7 @@ def test_unconfigured_destination_waits(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("relay_store")
 def test_conditional_creates_fit_the_server(tmp_path: Path, fhir_server: str) -> None:
     """A QuestionnaireResponse sent as a conditional create (which this server cannot search
     by identifier) is PUT under its deterministic id instead: both sends succeed, one id."""
@@ -336,8 +342,10 @@ def _status_of(request: httpx.Request) -> int:
 
 @pytest.fixture(scope="module")
 def outbox_decisions(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
-    """One worker run over a message per status 400-599; the status each message ended in."""
-    outbox = _outbox(tmp_path_factory.mktemp("decisions"))
+    """One worker run over a message per status 400-599; the status each message ended in.
+    (On SQLite only: what is decided is the policy's, whichever store keeps it.)"""
+    outbox = Outbox(tmp_path_factory.mktemp("decisions") / "outbox.sqlite3", synchronous="normal")
+    outbox.open()
     items = outbox.enqueue(
         [
             NewMessage("referral", "iapt", str(status), orjson.dumps(_bundle(str(status))))
@@ -371,6 +379,7 @@ def test_outbox_retries_exactly_the_statuses_the_client_policy_retries(
     assert outbox_decisions[status] == ("failed" if client_retries else "dead")
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_tls_refusal_is_a_dead_letter_as_the_client_decides(tmp_path: Path) -> None:
     """A refused TLS handshake (FI714), final for the client, is a dead letter at once."""
 
@@ -393,6 +402,7 @@ def test_tls_refusal_is_a_dead_letter_as_the_client_decides(tmp_path: Path) -> N
     assert (info.status, info.attempts) == ("dead", 1)
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_messages_failing_together_come_due_apart(tmp_path: Path) -> None:
     """After an outage, messages failing at the same instant get different, jittered due times."""
     now = 1_800_000_000.0
@@ -421,6 +431,7 @@ def test_messages_failing_together_come_due_apart(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.usefixtures("relay_store")
 def test_retry_after_longer_than_the_backoff_is_waited(tmp_path: Path, status: int) -> None:
     """A final 429/503 asking Retry-After: 30 is tried again no sooner than 30 s later."""
     now = 1_800_000_000.0
@@ -442,6 +453,7 @@ def test_retry_after_longer_than_the_backoff_is_waited(tmp_path: Path, status: i
     assert 30 <= info.next_attempt_at - now <= settings.backoff_max
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_retry_after_is_capped_at_backoff_max(tmp_path: Path) -> None:
     """A server asking for a day's wait gets backoff_max: no gap between tries exceeds it."""
     now = 1_800_000_000.0
@@ -463,6 +475,7 @@ def test_retry_after_is_capped_at_backoff_max(tmp_path: Path) -> None:
     assert info.next_attempt_at - now == settings.backoff_max
 
 
+@pytest.mark.usefixtures("relay_store")
 def test_worker_logs_structured_fields_without_patient_data(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,7 +1,8 @@
 """The relay's FastAPI app: ``create_app(settings)``, its lifespan, error handlers and audit.
 
-The app owns, for its lifetime: the outbox (opened at start, which releases leases a killed
-predecessor left), the referral ledger (``[ledger] path``), one FHIR client per destination,
+The app owns, for its lifetime: the outbox (:func:`make_outbox`: the SQLite file, or PostgreSQL
+with ``[store] url``; opened at start, which on SQLite releases leases a killed predecessor
+left), the referral ledger (``[ledger] path``), one FHIR client per destination,
 the delivery worker, the authenticator and the metrics. Routes live in
 :mod:`fhir_iapt.relay.routes` and read the settings through the :func:`get_settings`
 dependency (tests may override it).
@@ -36,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
-from fhir_iapt.errors import Issue, operation_outcome
+from fhir_iapt.errors import ConfigError, Issue, Location, operation_outcome
 from fhir_iapt.ledger import Ledger
 from fhir_iapt.pipeline import ShapeCache
 from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
@@ -57,7 +58,7 @@ from fhir_iapt.relay.runtime import (
 )
 from fhir_iapt.relay.security import Authenticator, AuthFailure
 from fhir_iapt.relay.settings import RelaySettings
-from fhir_iapt.relay.store import Outbox
+from fhir_iapt.relay.store import Outbox, OutboxStore
 from fhir_iapt.relay.worker import DeliveryWorker, Transactor
 
 _log = logging.getLogger("fhir_iapt.relay")
@@ -209,6 +210,27 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def make_outbox(settings: RelaySettings) -> OutboxStore:
+    """The outbox ``[store]`` names: PostgreSQL at ``url``, else the SQLite file in ``data_dir``.
+    Nothing is opened yet (the lifespan, or ``serve`` before it listens, opens it)."""
+    url = settings.store.url
+    if url is None:
+        return Outbox(settings.db_path, synchronous=settings.store.synchronous)
+    try:  # psycopg is an extra: only a relay on PostgreSQL needs it
+        from fhir_iapt.relay.postgres import PostgresOutbox
+    except ImportError:
+        raise ConfigError(
+            "the store url names PostgreSQL, which needs the postgresql extra:"
+            " pip install 'fhir-iapt[postgresql]'",
+            location=Location(field="store.url"),
+        ) from None
+    return PostgresOutbox(
+        url.get_secret_value(),
+        synchronous=settings.store.synchronous,
+        pool_size=settings.store.pool_size,
+    )
+
+
 def create_app(
     settings: RelaySettings,
     *,
@@ -217,7 +239,7 @@ def create_app(
 ) -> FastAPI:
     """Build the relay app. ``clients`` replaces the destination clients (tests inject faults);
     ``http`` is the client used to fetch a JWKS URL."""
-    outbox = Outbox(settings.db_path, synchronous=settings.store.synchronous)
+    outbox = make_outbox(settings)
     validation = Validation(
         settings.intake.validation, ShapeCache(settings.store.data_dir / "shape-checks")
     )
@@ -311,4 +333,4 @@ def create_app(
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "make_outbox"]

@@ -39,7 +39,7 @@ from fhir_iapt.errors import (
 from fhir_iapt.ledger import Ledger, LedgerError, LedgerRow, referral_row
 from fhir_iapt.relay.destinations import route
 from fhir_iapt.relay.settings import RelaySettings
-from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, Outbox
+from fhir_iapt.relay.store import Direction, Enqueued, NewMessage, OutboxStore
 from fhir_iapt.results import Converted, Rejected, Result, Skipped
 from fhir_iapt.targets import target_of
 
@@ -357,7 +357,7 @@ def take(
     *,
     direction: Direction,
     settings: RelaySettings,
-    outbox: Outbox,
+    outbox: OutboxStore,
     on_queued: Callable[[], None] | None = None,
     ledger: Ledger | None = None,
 ) -> IntakeResult:

@@ -8,7 +8,8 @@ entry is written into the outbox in the same transaction as its message (``ledge
 This thread then moves pending entries into the ledger every half second, in batches (one ledger
 commit and one outbox commit per batch, not per request: waking per request put two more fsyncs,
 one of them on the outbox's write lock, behind every POST), and forgets them in the outbox only
-after the ledger commit. A crash at any point leaves them pending
+after the ledger commit (:meth:`~fhir_iapt.relay.store.OutboxStore.move_ledger_rows`; on
+PostgreSQL one relay process at a time moves them). A crash at any point leaves them pending
 (recording again is idempotent); start-up and shutdown drain what is left. If the ledger cannot
 be written the entries stay pending and the next turn tries again (logged, no patient data).
 """
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from fhir_iapt._logging import log_event
 from fhir_iapt.errors import FhirIaptError
 from fhir_iapt.ledger import Ledger, LedgerRow, ledger_row
-from fhir_iapt.relay.store import Outbox
+from fhir_iapt.relay.store import OutboxStore
 
 _log = logging.getLogger("fhir_iapt.relay.ledger")
 
@@ -34,7 +36,9 @@ FEED_BATCH = 1000
 class LedgerFeed:
     """Moves pending ledger entries from the outbox into the ledger (module docstring)."""
 
-    def __init__(self, outbox: Outbox, ledger: Ledger, *, interval: float = FEED_SECONDS) -> None:
+    def __init__(
+        self, outbox: OutboxStore, ledger: Ledger, *, interval: float = FEED_SECONDS
+    ) -> None:
         self.outbox = outbox
         self.ledger = ledger
         self.interval = interval
@@ -60,15 +64,15 @@ class LedgerFeed:
         """Move every pending entry now; return how many were recorded. Raises the ledger's
         error (the entries stay pending)."""
         moved = 0
+
+        def record(pending: list[list[Any]]) -> None:
+            rows: list[LedgerRow] = [ledger_row(r) for r in pending]
+            self.ledger.record_rows(rows)
+
         with self._lock:
-            while True:
-                pending = self.outbox.pending_ledger_rows(FEED_BATCH)
-                if not pending:
-                    return moved
-                rows: list[LedgerRow] = [ledger_row(r) for _, r in pending]
-                self.ledger.record_rows(rows)
-                self.outbox.ledger_rows_done(pending[-1][0])
-                moved += len(rows)
+            while count := self.outbox.move_ledger_rows(record, FEED_BATCH):
+                moved += count
+            return moved
 
     def _drain_logged(self) -> None:
         try:

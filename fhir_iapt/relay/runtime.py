@@ -30,7 +30,7 @@ from fhir_iapt.relay.ledger_feed import LedgerFeed
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.security import Authenticator
 from fhir_iapt.relay.settings import RelaySettings
-from fhir_iapt.relay.store import Outbox
+from fhir_iapt.relay.store import OutboxStore
 from fhir_iapt.relay.worker import DeliveryWorker
 
 FHIR_JSON = "application/fhir+json"
@@ -165,7 +165,7 @@ class RelayRuntime:
     """What the app holds while it runs (``app.state.relay``)."""
 
     settings: RelaySettings
-    outbox: Outbox
+    outbox: OutboxStore
     authenticator: Authenticator
     metrics: RelayMetrics
     validation: Validation

@@ -32,7 +32,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -68,11 +76,36 @@ class ServerSettings(_Frozen):
 
 
 class StoreSettings(_Frozen):
-    """The durable outbox: one SQLite file (WAL) in ``data_dir``."""
+    """The durable outbox: one SQLite file (WAL) in ``data_dir``, or a PostgreSQL database
+    (``url``) that several relay processes share.
+
+    ``data_dir`` also holds the referral ledger (unless ``[ledger] path``) and the shape-check
+    cache, with either store. ``url`` (``postgresql://user:password@host:5432/dbname``, or the
+    password from ``PGPASSWORD`` / ``~/.pgpass``; any libpq parameter as a query, e.g.
+    ``?sslmode=verify-full``) is a secret: it is never logged and errors name only its host,
+    port and database. The relay creates and migrates its tables there itself at start.
+    """
 
     data_dir: Path = Path("relay-data")
-    #: ``full`` survives power loss; ``normal`` (WAL) survives a killed process only.
+    #: ``full`` survives power loss; ``normal`` survives a killed relay only (SQLite: WAL's
+    #: ``synchronous=NORMAL``; PostgreSQL: ``synchronous_commit=off``).
     synchronous: Literal["full", "normal"] = "full"
+    url: SecretStr | None = None
+    #: PostgreSQL connections each relay process keeps at most (intake, delivery, ledger feed).
+    pool_size: Annotated[int, Field(ge=2, le=100)] = 10
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, url: SecretStr | None) -> SecretStr | None:
+        # The message never quotes the value: it may hold a password.
+        if url is not None and not url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError(
+                "the store url must be a postgresql:// URL (leave it out for the SQLite file"
+                " in data_dir)"
+            )
+        return url
 
 
 class LedgerSettings(_Frozen):

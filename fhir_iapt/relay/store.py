@@ -1,5 +1,8 @@
 """The durable outbox: one SQLite file (WAL) holding every message until it is delivered or dead.
 
+(:class:`OutboxStore` is what the rest of the relay uses; :mod:`fhir_iapt.relay.postgres` is the
+same outbox on PostgreSQL, for several relay processes on one database.)
+
 One table of messages, one row per accepted record::
 
     queued ──claim──▶ (leased) ──ok──▶ delivered
@@ -44,7 +47,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, Any, Literal, Protocol, TypeVar
 
 from fhir_iapt.errors import ConfigError, Location
 
@@ -160,6 +163,42 @@ _CHECKPOINT_SECONDS = 0.5
 #: WAL pages past which a commit checkpoints itself (SQLite's default is 1000).
 _COMMIT_CHECKPOINT_PAGES = 10_000
 _WAL_KEEP_BYTES = 64 * 1024 * 1024
+
+
+class OutboxStore(Protocol):
+    """What the relay's routes, delivery worker, ledger feed and metrics use of an outbox.
+
+    :class:`Outbox` (SQLite, the default) and
+    :class:`~fhir_iapt.relay.postgres.PostgresOutbox` (``[store] url``) implement it with the
+    same semantics: :meth:`enqueue` has committed (the ledger entries with the messages) when
+    it returns; :meth:`claim` leases due messages and counts the attempt, a lease that expires
+    makes its message claimable again; :meth:`mark_failed` persists the next attempt's time;
+    a dead letter keeps its payload and last error until :meth:`replay`; a ``dedup_key``
+    already held gets its first id back; idempotency answers are kept per caller and key.
+    """
+
+    clock: Clock
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def ping(self) -> bool: ...
+    def enqueue(
+        self, messages: Sequence[NewMessage], *, ledger_rows: Sequence[Sequence[Any]] = ()
+    ) -> list[Enqueued]: ...
+    def pending_ledger_rows(self, limit: int = 1000) -> list[tuple[int, list[Any]]]: ...
+    def move_ledger_rows(self, record: Callable[[list[list[Any]]], object], limit: int) -> int: ...
+    def remember_response(self, principal: str, key: str, response: StoredResponse) -> None: ...
+    def stored_response(self, principal: str, key: str) -> StoredResponse | None: ...
+    def claim(self, limit: int, *, lease_seconds: float) -> list[Claimed]: ...
+    def mark_delivered(self, message_id: str) -> None: ...
+    def mark_failed(self, message_id: str, error: str, *, retry_in: float) -> None: ...
+    def mark_dead(self, message_id: str, error: str) -> None: ...
+    def release(self, message_id: str) -> None: ...
+    def next_due(self) -> float | None: ...
+    def info(self, message_id: str) -> MessageInfo | None: ...
+    def payload(self, message_id: str) -> bytes | None: ...
+    def replay(self, message_id: str) -> MessageInfo | None: ...
+    def counts(self) -> dict[str, int]: ...
 
 
 class Outbox:
@@ -372,6 +411,17 @@ class Outbox:
             lambda conn: conn.execute("DELETE FROM ledger_pending WHERE seq <= ?", (last_seq,))
         )
 
+    def move_ledger_rows(self, record: Callable[[list[list[Any]]], object], limit: int) -> int:
+        """Hand up to ``limit`` pending ledger entries (oldest first) to ``record`` and forget
+        them once it has returned; how many it was given (0: none pending). If ``record``
+        raises, they stay pending."""
+        pending = self.pending_ledger_rows(limit)
+        if not pending:
+            return 0
+        record([row for _, row in pending])
+        self.ledger_rows_done(pending[-1][0])
+        return len(pending)
+
     @staticmethod
     def _insert(
         conn: sqlite3.Connection, messages: Sequence[NewMessage], now: float
@@ -583,11 +633,13 @@ class Outbox:
 __all__ = [
     "STATUSES",
     "Claimed",
+    "Clock",
     "Direction",
     "Enqueued",
     "MessageInfo",
     "NewMessage",
     "Outbox",
+    "OutboxStore",
     "Status",
     "StoredResponse",
 ]

@@ -45,7 +45,7 @@ from fhir_iapt.client import RetryPolicy
 from fhir_iapt.errors import DeliveryError, FhirIaptError
 from fhir_iapt.relay.metrics import RelayMetrics
 from fhir_iapt.relay.settings import DeliverySettings
-from fhir_iapt.relay.store import Claimed, Outbox
+from fhir_iapt.relay.store import Claimed, OutboxStore
 
 _log = logging.getLogger("fhir_iapt.relay.worker")
 
@@ -106,7 +106,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: OutboxStore,
         clients: Mapping[str, Transactor],
         settings: DeliverySettings,
         metrics: RelayMetrics,
