@@ -2,6 +2,8 @@
 
     python bench/relay.py                                  # 3 runs x 200 requests, 1 and 20 records
     python bench/relay.py --records-per-request 1,20 --requests 300 --concurrency 8
+    python bench/relay.py --store postgresql               # + the outbox on PostgreSQL, 1 and 2
+                                                           #   relay processes, same run
 
 Two servers run side by side on loopback, each a real uvicorn process:
 
@@ -29,6 +31,17 @@ It prints, in this order:
    a task of one asyncio client), with the medians of p50/p95/p99 and p99/p50. A start more
    than 10 ms behind its schedule (the client itself starved) is counted as ``late``.
 
+With ``--store postgresql`` a throwaway PostgreSQL cluster is made with the machine's
+``initdb`` (durable: fsync on, ``synchronous_commit`` on; see ``tests/postgres_server.py``) and
+two more relay processes run ``fhir-iapt serve`` on one config whose ``[store] url`` names it
+(``synchronous=full``), each on its own port (``--port``), sharing the database and the data
+directory. Section 2 then has, per run, four rows: ``bare``, ``sqlite`` (the relay above),
+``pg x1`` (every request to one PostgreSQL relay process) and ``pg x2`` (the ``--concurrency``
+threads split between the two processes, as a load balancer would), each relay row on records
+no request carried before; with the medians' ratios to ``bare``, to ``sqlite`` and ``pg x2``
+to ``pg x1``. Section 3 (the peak and half of it) is left out in that mode. While ``pg x1``
+runs, the second process idles (its worker and ledger feed poll the shared database).
+
 The machine is shared and noisy: read the medians and the ratios measured in the same run.
 """
 
@@ -46,6 +59,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -118,8 +132,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _relay_config(workdir: Path, port: int, key_hash: str, destination_port: int) -> Path:
-    config = workdir / "relay.toml"
+def _relay_config(
+    workdir: Path, port: int, key_hash: str, destination_port: int, store_url: str | None = None
+) -> Path:
+    config = workdir / ("relay-pg.toml" if store_url else "relay.toml")
+    store = f'data_dir = "data-pg"\nurl = "{store_url}"' if store_url else 'data_dir = "data"'
     config.write_text(
         f"""
 [server]
@@ -128,7 +145,7 @@ port = {port}
 log_level = "warning"
 shutdown_grace_seconds = 1
 [store]
-data_dir = "data"
+{store}
 synchronous = "full"
 [delivery]
 backoff_initial = 3600
@@ -157,15 +174,17 @@ def _bodies(rows: list[str], per_request: int) -> list[bytes]:
 
 
 def _load(
-    url: str, bodies: list[bytes], headers: dict[str, str], concurrency: int
+    url: str | list[str], bodies: list[bytes], headers: dict[str, str], concurrency: int
 ) -> tuple[float, list[float]]:
-    """POST every body once from ``concurrency`` threads; (wall seconds, latencies)."""
+    """POST every body once from ``concurrency`` threads, thread ``i`` to ``urls[i % n]``;
+    (wall seconds, latencies)."""
+    urls = [url] if isinstance(url, str) else url
     latencies: list[float] = []
     lock = threading.Lock()
     index = iter(range(len(bodies)))
     errors: list[str] = []
 
-    def worker() -> None:
+    def worker(url: str) -> None:
         with httpx.Client(timeout=120) as http:
             while True:
                 with lock:
@@ -180,7 +199,9 @@ def _load(
                 with lock:
                     latencies.append(took)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=worker, args=(urls[i % len(urls)],)) for i in range(concurrency)
+    ]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -274,6 +295,36 @@ class _Rows:
         return chunk
 
 
+def _serve_command(config: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "from fhir_iapt.cli import main; main()",
+        "serve",
+        "--config",
+        str(config),
+        *extra,
+    ]
+
+
+def _postgresql(work: Path) -> Any:
+    """A durable throwaway PostgreSQL cluster (tests/postgres_server.py), started."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from postgres_server import PostgresCluster
+
+    cluster = PostgresCluster(durable=True)
+    cluster.start()
+    return cluster
+
+
+def _ratios(name: str, of: dict[str, float], to: str, base: dict[str, float]) -> str:
+    return (
+        f"  ratio  {name}/{to} throughput {of['records_s'] / base['records_s']:.3f}   "
+        f"p50 x{of['p50_ms'] / base['p50_ms']:.1f}   "
+        f"p99 x{of['p99_ms'] / base['p99_ms']:.1f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="POSTs per server per run")
@@ -287,6 +338,12 @@ def main() -> None:
         default="1,2,4,8,16",
         help="closed-loop concurrencies tried to find the relay's peak",
     )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: also the outbox on PostgreSQL, 1 and 2 relay processes, in this run",
+    )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -294,14 +351,20 @@ def main() -> None:
         return
     sizes = [int(s) for s in args.records_per_request.split(",")]
     levels = [int(c) for c in args.peak_concurrency.split(",")]
+    on_postgresql = args.store == "postgresql"
 
     from fhir_iapt.relay.security import new_api_key
 
     token, key_hash = new_api_key("bench")
+    processes: list[subprocess.Popen[bytes]] = []
+    cluster: Any = None
     with tempfile.TemporaryDirectory(prefix="fhir-iapt-relay-bench-") as tmp:
         work = Path(tmp)
-        per_size = args.requests * (2 * args.runs + len(levels))
-        total_rows = 51 + sum(per_size * n for n in sizes)
+        if on_postgresql:
+            per_size = args.requests * 4 * args.runs  # bare, sqlite, pg x1, pg x2: unseen records
+        else:
+            per_size = args.requests * (2 * args.runs + len(levels))
+        total_rows = 256 + sum(per_size * n for n in sizes)  # + first POSTs and warm-ups
         csv_path = work / "export.csv"
         generate(csv_path, total_rows)
         rows = _Rows(csv_path.read_text(encoding="utf-8").splitlines()[1:])
@@ -314,36 +377,61 @@ def main() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1024)
         config = _relay_config(work, relay_port, key_hash, silent.getsockname()[1])
-        print("starting the relay (it warms up before /readyz says ready) ...", flush=True)
-        started = time.monotonic()
-        relay = _start(
-            [
-                sys.executable,
-                "-c",
-                "from fhir_iapt.cli import main; main()",
-                "serve",
-                "--config",
-                str(config),
-            ],
-            relay_url,
-            work / "relay.log",
-            env,
-        )
-        print(f"relay ready after {time.monotonic() - started:.1f} s")
-        bare = _start(
-            [sys.executable, __file__, "--serve-bare", str(bare_port)], bare_url, work / "bare.log"
-        )
         try:
+            print("starting the relay (it warms up before /readyz says ready) ...", flush=True)
+            started = time.monotonic()
+            processes.append(_start(_serve_command(config), relay_url, work / "relay.log", env))
+            print(f"relay ready after {time.monotonic() - started:.1f} s")
+            processes.append(
+                _start(
+                    [sys.executable, __file__, "--serve-bare", str(bare_port)],
+                    bare_url,
+                    work / "bare.log",
+                )
+            )
+            pg_posts: list[str] = []
+            if on_postgresql:
+                cluster = _postgresql(work)
+                database = cluster.create_database()
+                pg_config = _relay_config(
+                    work, 0, key_hash, silent.getsockname()[1], cluster.url(database)
+                )
+                for n in range(2):
+                    port = _free_port()
+                    url = f"http://127.0.0.1:{port}"
+                    started = time.monotonic()
+                    processes.append(
+                        _start(
+                            _serve_command(pg_config, "--port", str(port)),
+                            url,
+                            work / f"relay-pg-{n}.log",
+                            env,
+                        )
+                    )
+                    print(
+                        f"PostgreSQL relay process {n + 1} ready after"
+                        f" {time.monotonic() - started:.1f} s"
+                    )
+                    pg_posts.append(f"{url}/referrals?mapping=diabetes-csv")
             relay_headers = {"Content-Type": "text/csv", "Authorization": f"Bearer {token}"}
             bare_headers = {"Content-Type": "text/csv"}
-            _, first = _load(relay_post, _bodies(rows.take(1), 1), relay_headers, 1)
-            print(
-                f"first POST after ready: {first[0] * 1000:.1f} ms "
-                "(includes the one scrypt check of a new API key)"
-            )
-            warm = _bodies(rows.take(50), 1)
-            _load(relay_post, warm, relay_headers, 2)
-            _load(bare_post, warm, bare_headers, 2)
+            for post in [relay_post, *pg_posts]:
+                _, first = _load(post, _bodies(rows.take(1), 1), relay_headers, 1)
+                print(
+                    f"first POST after ready: {first[0] * 1000:.1f} ms "
+                    "(includes the one scrypt check of a new API key)"
+                )
+                _load(post, _bodies(rows.take(50), 1), relay_headers, 2)
+            _load(bare_post, _bodies(rows.take(50), 1), bare_headers, 2)
+            if on_postgresql:
+                servers = {
+                    "sqlite": [relay_post],
+                    "pg x1": pg_posts[:1],
+                    "pg x2": pg_posts,
+                }
+                for size in sizes:
+                    _compare(args, rows, size, bare_post, bare_headers, servers, relay_headers)
+                return
             for size in sizes:
                 results: dict[str, list[dict[str, float]]] = {"bare": [], "relay": []}
                 print(
@@ -363,11 +451,7 @@ def main() -> None:
                 print(" median")
                 print(_row("bare", b))
                 print(_row("relay", r))
-                print(
-                    f"  ratio  relay/bare throughput {r['records_s'] / b['records_s']:.3f}   "
-                    f"p50 x{r['p50_ms'] / b['p50_ms']:.1f}   "
-                    f"p99 x{r['p99_ms'] / b['p99_ms']:.1f}"
-                )
+                print(_ratios("relay", r, "bare", b))
 
                 print(f"\n relay peak, {args.requests} requests x {size} record(s) per level")
                 peak: tuple[float, int] = (0.0, 0)
@@ -392,9 +476,46 @@ def main() -> None:
                 print(_row("median", h))
                 print(f"  p99/p50 at half the peak {h['p99_ms'] / h['p50_ms']:.1f}")
         finally:
-            _stop(relay)
-            _stop(bare)
+            for process in processes:
+                _stop(process)
             silent.close()
+            if cluster is not None:
+                cluster.stop()
+
+
+def _compare(
+    args: argparse.Namespace,
+    rows: _Rows,
+    size: int,
+    bare_post: str,
+    bare_headers: dict[str, str],
+    servers: dict[str, list[str]],
+    relay_headers: dict[str, str],
+) -> None:
+    """Section 2 with every store side by side: per run the bare endpoint and each relay
+    server on records none has seen; medians and their ratios."""
+    results: dict[str, list[dict[str, float]]] = {"bare": [], **{name: [] for name in servers}}
+    print(f"\n{args.requests} requests x {size} record(s), concurrency {args.concurrency}")
+    for run in range(1, args.runs + 1):
+        print(f" run {run}")
+        bodies = _bodies(rows.take(args.requests * size), size)
+        wall, lat = _load(bare_post, bodies, bare_headers, args.concurrency)
+        results["bare"].append(_figures(args.requests * size, wall, lat))
+        print(_row("bare", results["bare"][-1]))
+        for name, urls in servers.items():
+            chunk = rows.take(args.requests * size)
+            wall, lat = _load(urls, _bodies(chunk, size), relay_headers, args.concurrency)
+            results[name].append(_figures(len(chunk), wall, lat))
+            print(_row(name, results[name][-1]))
+    medians = {name: _median(runs) for name, runs in results.items()}
+    print(" median")
+    for name, figures in medians.items():
+        print(_row(name, figures))
+    for name in servers:
+        print(_ratios(name, medians[name], "bare", medians["bare"]))
+    for name in ("pg x1", "pg x2"):
+        print(_ratios(name, medians[name], "sqlite", medians["sqlite"]))
+    print(_ratios("pg x2", medians["pg x2"], "pg x1", medians["pg x1"]))
 
 
 if __name__ == "__main__":
