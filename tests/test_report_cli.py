@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fhir_iapt.cli import main
+from fhir_iapt.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -213,3 +214,38 @@ def test_a_mapping_that_is_not_an_episode_mapping_is_refused(tmp_path: Path) -> 
     assert "FI200" in result.output
     assert "'episode' mapping" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_an_earlier_report_in_out_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    """A second run into the same folder: exit 2 naming the earlier files, nothing changed;
+    with --overwrite it replaces them."""
+    export = str(EXAMPLES / "tt-dataset-episodes.csv")
+    out = tmp_path / "o"
+    first = _run(export, "--ledger", str(_empty_ledger(tmp_path)), "--out", str(out))
+    assert first.exit_code == 0, first.output
+    before = (out / "kpis.csv").read_bytes()
+    again = _run(export, "--ledger", str(tmp_path / "ledger.sqlite"), "--out", str(out))
+    assert again.exit_code == 2
+    assert "kpis.csv" in again.output
+    assert "--overwrite" in again.output
+    assert (out / "kpis.csv").read_bytes() == before
+    replaced = _run(export, "--ledger", str(tmp_path / "ledger.sqlite"), "--overwrite",
+                    "--no-suppress", "--out", str(out))  # fmt: skip
+    assert replaced.exit_code == 0, replaced.output
+    assert (out / "kpis.csv").read_bytes() != before
+
+
+def test_errors_print_as_an_operation_outcome_on_request(tmp_path: Path) -> None:
+    """--error-format json: the refusal is the OperationOutcome, as for the other commands."""
+    args = ["--error-format", "json", "--ledger", str(tmp_path / "typo.sqlite")]
+    result = _run(str(EXAMPLES / "tt-dataset-episodes.csv"), *args, "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    outcome = json.loads(result.output[result.output.index("{") :])
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["details"]["coding"][0]["code"] == "FI830"
+
+
+def _empty_ledger(folder: Path) -> Path:
+    path = folder / "ledger.sqlite"
+    Ledger(path).close()
+    return path

@@ -18,9 +18,11 @@ checks are left out (said on stderr). ``OUT`` gets:
 
 Figures are published by default with NHS England's rule (counts under 5 suppressed, others
 rounded to 5, rates from counts under 5 not shown; :mod:`fhir_iapt.report._kpis`);
-``--no-suppress`` gives exact figures for the service's own use. Exit status: 0 every row used,
-1 some rows rejected (the report is still written), 2 usage error, or an input that cannot be
-read at all (nothing written).
+``--no-suppress`` gives exact figures for the service's own use. ``--out`` is claimed as
+``convert`` claims it: a folder holding an earlier run's results is refused unless
+``--overwrite``. Errors print as every command prints them (``--error-format``). Exit status:
+0 every row used, 1 some rows rejected (the report is still written), 2 usage error, or an
+input that cannot be read at all (nothing written).
 """
 
 from __future__ import annotations
@@ -32,8 +34,15 @@ from typing import NoReturn
 
 import click
 
-from fhir_iapt.cli._run import EXIT_OK, EXIT_REJECTED, fail_usage
-from fhir_iapt.emit import RejectsWriter
+from fhir_iapt.cli._errors import error_format_option
+from fhir_iapt.cli._run import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    claim_out_dir,
+    earlier_results,
+    fail_usage,
+)
+from fhir_iapt.emit import REJECTS_FILE, RejectsWriter
 from fhir_iapt.errors import ConfigError, FhirIaptError, Issue, Location, MappingError, ReadError
 from fhir_iapt.ledger import (
     DEFAULT_WINDOW_DAYS,
@@ -58,6 +67,21 @@ from fhir_iapt.report._write import (
 
 #: Every file error: an input the report cannot be made from.
 INPUT_UNUSABLE = "FI150"
+#: What a report leaves in --out.
+OUTPUTS = (KPIS_FILE, MEASURE_REPORTS_FILE, QUALITY_FILE, REPORT_FILE, REJECTS_FILE)
+
+
+def _refuse_earlier(out_dir: Path, *, overwrite: bool) -> None:
+    """--out is claimed as convert and outcomes claim it: a folder holding an earlier report
+    (or another command's results) is refused unless --overwrite."""
+    found = sorted(
+        {name for name in OUTPUTS if (out_dir / name).is_file()} | set(earlier_results(out_dir))
+    )
+    if found and not overwrite:
+        raise click.UsageError(
+            f"{out_dir} already holds the results of an earlier run ({', '.join(found)}): "
+            "pass --overwrite to replace them, or choose another --out folder"
+        )
 
 
 def _open_ledger(ledger_path: Path | None) -> Ledger | None:
@@ -143,6 +167,13 @@ def _html(data: ReportData) -> str:
     help="A data-set pathway answers a ledger referral authored 0 to this many days before its "
     "referral received date.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the results of an earlier run in --out (without it, a folder that holds them "
+    "is refused, so no run is lost by mistake).",
+)
+@error_format_option()
 def report(
     inputs: tuple[Path, ...],
     out_dir: Path,
@@ -151,6 +182,7 @@ def report(
     dataset: str | None,
     mapping_ref: str,
     window_days: int,
+    overwrite: bool,
 ) -> NoReturn:
     """Write NHS England's KPIs, their MeasureReports, the data-quality checks and report.html
     for the pathways in INPUTS (data-set directories and/or episode-export CSVs) into OUT.
@@ -162,6 +194,7 @@ def report(
         raise click.UsageError(
             "a directory is read as the Talking Therapies data set: give --dataset tt-v2.1"
         )
+    _refuse_earlier(out_dir, overwrite=overwrite)
     try:
         mapping = load_mapping(mapping_ref)
     except MappingError as exc:
@@ -188,6 +221,7 @@ def report(
         generated = date.today()
         data, counts = builder.build(suppress=suppress, generated=generated)
         page = _html(data)
+        claim_out_dir(out_dir, overwrite=True, label="report")  # another command's old files
         write_kpis(out_dir / KPIS_FILE, data)
         write_quality(out_dir / QUALITY_FILE, data)
         reports = write_measure_reports(
