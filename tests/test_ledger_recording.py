@@ -115,7 +115,7 @@ def test_converting_again_updates_the_entries_never_duplicates(tmp_path: Path) -
     ledger = tmp_path / "ledger.sqlite"
     assert _convert(tmp_path, "--ledger", str(ledger)).exit_code == 0
     first = _identifiers(ledger)
-    assert _convert(tmp_path, "--ledger", str(ledger)).exit_code == 0
+    assert _convert(tmp_path, "--ledger", str(ledger), "--overwrite").exit_code == 0
     with Ledger(ledger) as opened:
         assert opened.count() == len(first)
 
@@ -131,7 +131,7 @@ def test_the_default_ledger_is_in_the_users_data_folder(
     default = tmp_path / "data" / "fhir-iapt" / "ledger.sqlite"
     assert len(_identifiers(default)) == sum(_referred(r) for r in _rows())
     monkeypatch.setenv("FHIR_IAPT_LEDGER", str(tmp_path / "named.sqlite"))
-    assert _convert(tmp_path).exit_code == 0
+    assert _convert(tmp_path, "--overwrite").exit_code == 0
     assert _identifiers(tmp_path / "named.sqlite") == _identifiers(default)
 
 

@@ -35,11 +35,11 @@ _NOT_UTF8 = "FI103"
 _BROKEN = "FI104"
 
 
-class ParquetUnavailable(Exception):
+class ParquetUnavailable(ReadError):
     """pyarrow is not installed (the ``parquet`` extra)."""
 
 
-class ParquetUnusable(Exception):
+class ParquetUnusable(ReadError):
     """The file is not a Parquet file pyarrow can open (the reason, no data in it)."""
 
 
@@ -69,9 +69,11 @@ def parquet_columns(path: Path) -> list[str]:
     return [name.strip() for name in _open(path).schema_arrow.names]
 
 
-class _BadCell(Exception):
+class _BadCell(ReadError):
+    """One cell has no CSV form (caught per row, never raised out of the reader)."""
+
     def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
+        super().__init__(message, error_code=code)
         self.code = code
 
 
