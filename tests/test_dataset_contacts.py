@@ -99,3 +99,21 @@ def test_contacts_of_other_referrals_and_providers_do_not_mix(tmp_path: Path) ->
     counts = {pid: p.treatment_contacts for pid, p in pathways.items()}
     assert counts == {"RAAR1": 1, "RAAR2": 1, "RBBR1": 2}
     assert {p.provider_ods for p in pathways.values()} == {"RAA", "RBB"}
+
+
+@pytest.mark.parametrize("app", ["09", "11", "99", "00"])
+def test_an_apptype_outside_the_list_rejects_its_contact(tmp_path: Path, app: str) -> None:
+    """An AppType outside the data set's list (dataset.yaml app_types) rejects the contact row
+    (FI153 naming the field, never the value), like an AttendOrDNACode outside its list; the
+    rest of the referral is derived."""
+    write_submission(
+        tmp_path,
+        referrals=[referral(received="2024-01-10", disch="2024-04-20", end="46")],
+        contacts=[contact("C0", "2024-03-01"), contact("C1", "2024-02-01", app=app)],
+    )
+    pathways, rejected = read(tmp_path)
+    assert [r.error.error_code for r in rejected] == ["FI153"]
+    issue = rejected[0].outcome["issue"][0]
+    assert issue["location"] == ["IDS201CareContact.csv row 2 line 3 field AppType"]
+    assert app not in issue["diagnostics"].split("field AppType", 1)[1]
+    assert pathways["RXXR1"].care_contacts == 1

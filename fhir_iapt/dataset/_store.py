@@ -240,6 +240,8 @@ class Loader:
         planned = v.code_in(d.get(s.col), _YES_NO, "Y, N", strip_zeros=False)
         s.col = "AppType"
         app = v.two_digit(d.get(s.col))
+        if app is not None and app not in spec.app_types:
+            raise v.BadValue("must be an AppType of the data set (tt-dataset.md §2)")
         s.col = "IAPTLTCServiceInd"
         ltc = v.code_in(d.get(s.col), _YES_NO, "Y, N", strip_zeros=False)
         attended = attend in spec.attended_codes or planned == spec.unplanned

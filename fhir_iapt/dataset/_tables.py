@@ -76,6 +76,7 @@ class DatasetSpec:
     attended_codes: frozenset[str]
     unplanned: str
     treatment_app_types: frozenset[str]
+    app_types: frozenset[str]
     ltc_yes: str
     end_codes: frozenset[str]
     scheme_icd10: str
@@ -137,6 +138,7 @@ def spec_from_table(table: Mapping[str, Any]) -> DatasetSpec:
             attended_codes=frozenset(_strs(table["attended_codes"])),
             unplanned=str(table["unplanned_counts_as_attended"]),
             treatment_app_types=frozenset(_strs(table["treatment_app_types"])),
+            app_types=frozenset(_strs(table["app_types"])),
             ltc_yes=str(table["ltc_service_yes"]),
             end_codes=frozenset(_strs(table["end_codes"]) + _strs(table["retired_end_codes"])),
             scheme_icd10=str(table["scheme_icd10"]),
@@ -155,6 +157,8 @@ def spec_from_table(table: Mapping[str, Any]) -> DatasetSpec:
     missing = [name for name in TABLE_NAMES if name not in tables]
     if missing:
         raise MappingError(f"dataset table lacks the table(s): {', '.join(missing)}")
+    if not spec.treatment_app_types <= spec.app_types:
+        raise MappingError("dataset table: every treatment_app_types code must be in app_types")
     for item in WSAS_ITEMS:
         if sum(1 for tool in spec.tools.values() if tool.wsas_item == item) != 1:
             raise MappingError(f"dataset table needs exactly one tool for WSAS item {item}")
