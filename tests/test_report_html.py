@@ -331,3 +331,25 @@ def test_empty_report_renders() -> None:
     page = render_html(empty)
     assert "There are no KPI figures in this report." in page
     assert "No data-quality checks in this report." in page
+
+
+def test_published_quality_rows_say_their_ids_are_withheld() -> None:
+    """In published figures a check that found rows but lists no ids (the KPI stage withholds
+    them: a list is an exact count) says they are withheld, never "none"; an exact report
+    with no rows found says "none"."""
+    found = replace(DATA.quality[1], ids=())
+    assert found.count != 0
+    cells = {
+        suppressed: [
+            _text(c)
+            for r in etree.fromstring(
+                render_html(replace(DATA, quality=(found,), suppressed=suppressed)).encode(),
+                etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False),
+            ).iter("tr")
+            if r.get("data-check")
+            for c in r.iter("td")
+        ][-1]
+        for suppressed in (True, False)
+    }
+    assert cells[True].startswith("withheld in published figures")
+    assert cells[False] == "none"

@@ -663,6 +663,8 @@ class _Page:
                 f"<td><details><summary>{label}</summary>"
                 f'<ul class="ids">{items}</ul></details></td>'
             )
+        elif self.data.suppressed and (q.count is None or q.count > 0):
+            ids = '<td class="none">withheld in published figures (--no-suppress lists them)</td>'
         else:
             ids = '<td class="none">none</td>'
         # "suppressed" / "not available" already show in the cells

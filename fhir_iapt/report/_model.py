@@ -42,7 +42,11 @@ class Group:
 
     provider: str  # ODS code: the IAPT service; for referrals sent, the sending clinic
     pathway: str  # one of PATHWAYS
-    month: str  # "YYYY-MM": the month the referral ended (sent: the month it was sent)
+    #: "YYYY-MM": the month of the event the KPI counts, as NHS England's Key Metrics do:
+    #: received by the referral date, entered treatment by the first treatment date,
+    #: finished treatment and its outcomes and waits by the discharge date (the month the
+    #: referral ended); referrals sent by the month authored
+    month: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,8 @@ class QualityValue:
     denominator: int | None
     share: float | None
     #: the rows it came from: pathway ids, ledger identifiers or file:row locations; never
-    #: patient data. Kept exact (not suppressed): the report's reader is the service itself.
+    #: patient data. Empty in published figures (a list of ids is an exact count); listed in
+    #: full with ``--no-suppress``, for the service that fixes the records.
     ids: tuple[str, ...] = ()
     note: str = ""
 

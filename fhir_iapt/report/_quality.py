@@ -23,8 +23,9 @@ month where it found something:
   the month.
 
 Published (``suppress=True``) the counts follow the KPIs' rule (under 5 suppressed, else
-rounded to 5; a share from counts under 5 not shown); the ids are always listed: the report's
-reader is the service that has to fix the records.
+rounded to 5; a share from counts under 5 not shown) and the ids are withheld: a list of ids
+is an exact count, and would undo the rounding and suppression. ``suppress=False`` (the CLI's
+``--no-suppress``, for the service that has to fix the records) lists every id.
 """
 
 from __future__ import annotations
@@ -236,9 +237,9 @@ def _value(
     shown, shown_of = published_count(count), published_count(of)
     if count < SUPPRESS_UNDER or of < SUPPRESS_UNDER:
         return QualityValue(
-            check.id, check.title, provider, month, shown, shown_of, None, listed, SUPPRESSED
+            check.id, check.title, provider, month, shown, shown_of, None, (), SUPPRESSED
         )
-    return QualityValue(check.id, check.title, provider, month, shown, shown_of, count / of, listed)
+    return QualityValue(check.id, check.title, provider, month, shown, shown_of, count / of, ())
 
 
 def values_of(
