@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +17,14 @@ from typing import Any
 
 from fhir_iapt._data import load_table
 from fhir_iapt.mapping import _types as types
+from fhir_iapt.mapping._fast import fast_table_answers
 from fhir_iapt.mapping._model import (
+    COMMON_FIELD_OPTIONS,
+    FIELD_KEYS,
+    GROUP_OPTIONS,
+    SCREENING_ITEM_OPTIONS,
+    SCREENING_OPTIONS,
+    TYPE_OPTIONS,
     AnswerPaths,
     FieldSpec,
     FixedScreening,
@@ -25,53 +32,36 @@ from fhir_iapt.mapping._model import (
     InstrumentShape,
     ScreeningSpec,
 )
-from fhir_iapt.mapping._paths import SourcePath, compile_path
-from fhir_iapt.mapping._tables import TableProblem, load_lookup
+from fhir_iapt.mapping._paths import SourcePath, compile_path, with_default
+from fhir_iapt.mapping._tables import LookupTable, TableProblem, load_lookup
 from fhir_iapt.mapping._yaml import Node
 
-FIELD_KEYS = (
-    "from",
-    "type",
-    "required",
-    "optional_column",
-    "formats",
-    "allow_future",
-    "min",
-    "max",
-    "table",
-    "display_to",
-    "values",
-    "list",
-    "max_length",
-)
 _TYPE_OPTIONS: dict[str, frozenset[str]] = {
-    "string": frozenset({"list", "max_length"}),
-    "int": frozenset({"min", "max"}),
-    "decimal": frozenset({"min", "max"}),
-    "date": frozenset({"formats", "allow_future", "min"}),
-    "bool": frozenset({"table"}),
-    "nhs_number": frozenset(),
-    "ods": frozenset(),
-    "code": frozenset({"table", "display_to"}),
-    "enum": frozenset({"values"}),
+    name: frozenset(options) for name, options in TYPE_OPTIONS.items()
 }
-_COMMON = frozenset({"from", "type", "required", "optional_column"})
+_COMMON = frozenset(COMMON_FIELD_OPTIONS)
+#: the option of each type that names a sibling target for the converter's second value
+_SECOND_TARGET = {"code": "display_to", "name": "given_to"}
 
 
 @dataclass
 class Context:
-    """What compiling a part needs: the input format, the mapping's folder, the columns read."""
+    """What compiling a part needs: the input format, the mapping's folder, the columns read,
+    and (XML) the namespace prefixes the XPaths may use."""
 
     fmt: str
     folder: Path | None
     columns: list[str]
+    namespaces: Mapping[str, str] = field(default_factory=dict)
 
     def path(self, node: Node, *, optional_column: bool = False) -> SourcePath | None:
         """The compiled source path; a CSV column joins the header's required columns unless
         ``optional_column`` (then a header without it reads as blank)."""
         text = node.text() if node.is_scalar() else node.fail("expected a source path")
         try:
-            compiled = compile_path(self.fmt, text, optional_column=optional_column)
+            compiled = compile_path(
+                self.fmt, text, optional_column=optional_column, namespaces=self.namespaces
+            )
         except ValueError as exc:
             node.add(str(exc))
             return None
@@ -88,6 +78,8 @@ def _context_defaults(target: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "range" in kind:
         out["min"], out["max"] = kind["range"]
+    if "unit" in kind:
+        out["unit"] = str(kind["unit"]["unit"])
     if "values" in kind:
         keys = list(kind["values"])
         out["values"] = [str(k) for k in keys]
@@ -140,19 +132,61 @@ def _date_options(entries: dict[str, Node]) -> types.Converter | None:
     return types.date_type(formats=tuple(formats), allow_future=allow_future, earliest=earliest)
 
 
+def _unit(node: Node) -> str | None:
+    unit = node.text()
+    if unit[0].isdigit() or unit[0] in "+-.,":
+        node.add("a unit starts with a letter or a symbol, like mmol/mol or %")
+        return None
+    return unit
+
+
+def _decimal_comma(node: Node) -> bool:
+    separator = node.value() if node.is_scalar() else None
+    if separator not in (".", ","):
+        node.add("decimal_separator is '.' or ','")
+    return separator == ","
+
+
+def _separators(node: Node) -> str | None:
+    """``separators:`` of an NHS number: characters, none a digit, that may group the digits."""
+    raw = node.value() if node.is_scalar() else None
+    if not isinstance(raw, str) or not raw or any(c.isdigit() for c in raw):
+        node.add("separators is the characters (not digits) that may group the digits, like '-'")
+        return None
+    return "".join(dict.fromkeys(raw.replace(" ", "")))
+
+
 def _converter(type_name: str, entries: dict[str, Node], target: str, ctx: Context) -> Any:
     """The bound converter, or None after recording a problem."""
     defaults = _context_defaults(target)
     if type_name in ("int", "decimal"):
         low = _bound(entries["min"], type_name) if "min" in entries else defaults.get("min")
         high = _bound(entries["max"], type_name) if "max" in entries else defaults.get("max")
+        unit = _unit(entries["unit"]) if "unit" in entries else None
+        if "unit" in entries and unit is None:
+            return None
+        if unit is not None and "unit" in defaults and unit != defaults["unit"]:
+            entries["unit"].add(
+                f"{target} is recorded in {defaults['unit']}: a value in another unit would "
+                "need converting, which the mapping does not do"
+            )
+            return None
         if type_name == "int":
             return types.integer(
-                low=None if low is None else int(low), high=None if high is None else int(high)
+                low=None if low is None else int(low),
+                high=None if high is None else int(high),
+                unit=unit,
             )
+        comma = (
+            _decimal_comma(entries["decimal_separator"])
+            if "decimal_separator" in entries
+            else False
+        )
         return types.decimal(
             low=None if low is None else Decimal(str(low)),
             high=None if high is None else Decimal(str(high)),
+            unit=unit,
+            comma=comma,
         )
     if type_name == "string":
         as_list = entries["list"].boolean() if "list" in entries else False
@@ -167,7 +201,12 @@ def _converter(type_name: str, entries: dict[str, Node], target: str, ctx: Conte
     if type_name == "date":
         return _date_options(entries)
     if type_name == "nhs_number":
-        return types.nhs_number()
+        if "separators" not in entries:
+            return types.nhs_number()
+        separators = _separators(entries["separators"])
+        return None if separators is None else types.nhs_number(separators=separators)
+    if type_name == "name":
+        return types.person_name()
     if type_name == "ods":
         return types.ods_code()
     if type_name == "enum":
@@ -199,6 +238,28 @@ def _converter(type_name: str, entries: dict[str, Node], target: str, ctx: Conte
         return types.boolean(terms=table.values, casefold=table.casefold)
     displays = table.displays if "display_to" in entries else None
     return types.code(terms=table.values, displays=displays, casefold=table.casefold)
+
+
+def _default(node: Node, converter: types.Converter) -> tuple[bool, Any]:
+    """``default:``: (True, the raw default) when the field's converter accepts it, else a
+    located problem and (False, None). Text is read as a cell would be (stripped)."""
+    raw = node.value() if node.is_scalar() else None
+    if raw is None or not isinstance(raw, str | int | float | bool):
+        node.add("a default is a single value (text, number or true/false)")
+        return False, None
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if not raw:
+            node.add("a default is not blank (a blank default is no default)")
+            return False, None
+    elif not isinstance(raw, bool):
+        raw = str(raw)  # a number, read as its text (as a CSV or XML value would be)
+    try:
+        converter(raw)
+    except types.Invalid as exc:
+        node.add(f"the default breaks the field's rule: it {exc.message}")
+        return False, None
+    return True, raw
 
 
 def compile_field(
@@ -234,35 +295,77 @@ def compile_field(
     path = ctx.path(entries["from"], optional_column=optional_column)
     converter = _converter(type_name, entries, target, ctx)
     display_to = None
-    if "display_to" in entries:
-        display_to = entries["display_to"].text()
-        if display_to not in set(allowed_targets):
-            entries["display_to"].add(f"display_to names {display_to!r}, not a field here")
+    second = _SECOND_TARGET.get(type_name)
+    if second is not None and second in entries:
+        display_to = entries[second].text()
+        if display_to not in set(allowed_targets) or display_to == target:
+            entries[second].add(f"{second} names {display_to!r}, not another field here")
+    elif type_name == "name":
+        (entries.get("type") or entries["from"]).add(
+            "a name field needs given_to: <the field that gets the given names>"
+        )
+        return None
+    default = None
+    if "default" in entries and converter is not None:
+        if is_required or required:
+            entries["default"].add("a required field takes no default (a blank rejects it)")
+            return None
+        ok, default = _default(entries["default"], converter)
+        if not ok:
+            return None
     if path is None or converter is None:
         return None
-    return FieldSpec(target, path, converter, is_required or required, display_to)
+    if default is not None:
+        path = with_default(path, default)
+    return FieldSpec(target, path, converter, is_required or required, display_to, default)
+
+
+def _item_fields(
+    node: Node, name: str, item_fields: frozenset[str], ctx: Context
+) -> tuple[FieldSpec, ...]:
+    """One item's ``item field -> field spec`` entries."""
+    fields: list[FieldSpec] = []
+    for target, child in node.items().items():
+        if target not in item_fields and not target.startswith("_"):
+            child.add(
+                f"{name} items have no field {target!r} "
+                f"(expected one of: {', '.join(sorted(item_fields))})"
+            )
+            continue
+        spec = compile_field(child, target, ctx, allowed_targets=item_fields, required=False)
+        if spec is not None:
+            fields.append(spec)
+    return tuple(fields)
 
 
 def compile_group(node: Node, name: str, item_fields: frozenset[str], ctx: Context) -> GroupSpec:
-    entries = node.items(("each", "fields"))
+    entries = node.items(GROUP_OPTIONS)
+    if "items" in entries:
+        if "each" in entries:
+            entries["each"].add("items: are all read from the record itself: leave each: out")
+        if "fields" in entries:
+            entries["fields"].add(
+                "a group has fields: (one item per element) or items: (several items from "
+                "the record), not both"
+            )
+        sets = [
+            _item_fields(child, name, item_fields, ctx) for child in entries["items"].sequence()
+        ]
+        if not sets:
+            entries["items"].add("list at least one item")
+        return GroupSpec(name, None, (), tuple(sets))
     each = ctx.path(entries["each"]) if "each" in entries else None
     if "each" in entries and ctx.fmt == "csv":
-        entries["each"].add("a CSV row has no repeating items: leave each: out")
-    fields: list[FieldSpec] = []
+        entries["each"].add(
+            "a CSV row has no repeating items: leave each: out (items: lists several items "
+            "from one row)"
+        )
+    fields: tuple[FieldSpec, ...] = ()
     if "fields" not in entries:
-        node.add("a group needs fields:")
+        node.add("a group needs fields: (or items:)")
     else:
-        for target, child in entries["fields"].items().items():
-            if target not in item_fields and not target.startswith("_"):
-                child.add(
-                    f"{name} items have no field {target!r} "
-                    f"(expected one of: {', '.join(sorted(item_fields))})"
-                )
-                continue
-            spec = compile_field(child, target, ctx, allowed_targets=item_fields, required=False)
-            if spec is not None:
-                fields.append(spec)
-    return GroupSpec(name, each, tuple(fields))
+        fields = _item_fields(entries["fields"], name, item_fields, ctx)
+    return GroupSpec(name, each, fields)
 
 
 def instrument_shapes() -> dict[str, InstrumentShape]:
@@ -290,7 +393,47 @@ def _get_all(fmt: str, paths: tuple[SourcePath, ...]) -> Callable[[Any], tuple[A
     return lambda data: tuple(get(data) for get in getters)
 
 
-def _answer_paths(node: Node, ctx: Context, shape: InstrumentShape | None) -> AnswerPaths | None:
+def _split_all(
+    path: SourcePath, separator: str, shape: InstrumentShape
+) -> Callable[[Any], tuple[Any, ...]]:
+    """The fast path's cells of one value holding every answer: its pieces, ``()`` when it is
+    empty; anything else (not text, a wrong count) raises Invalid for the slow path to report."""
+    get = path.get
+    low, high = shape.scored, shape.total
+
+    def cells(data: Any) -> tuple[Any, ...]:
+        value = get(data)
+        if value.__class__ is not str:
+            raise types.Invalid("not text", "structure")
+        pieces = value.split(separator)
+        if low <= len(pieces) <= high:
+            return tuple(pieces)
+        if not value:
+            return ()
+        raise types.Invalid("a wrong count", "structure")
+
+    return cells
+
+
+def _split(node: Node) -> str | None:
+    raw = node.value() if node.is_scalar() else None
+    if not isinstance(raw, str) or not raw or any(c.isdigit() for c in raw):
+        node.add("split is the text between the answers, like ',' (no digits)")
+        return None
+    return raw
+
+
+def _answer_paths(
+    node: Node, ctx: Context, shape: InstrumentShape | None, split: str | None = None
+) -> AnswerPaths | None:
+    if split is not None:
+        if not node.is_scalar():
+            node.add("with split:, answers: is the one path that holds every answer")
+            return None
+        column = ctx.path(node)
+        if column is None or shape is None:
+            return None
+        return AnswerPaths(array=column, split=split, get_all=_split_all(column, split, shape))
     if node.is_sequence():
         paths = [ctx.path(child) for child in node.sequence()]
         if shape is not None and not shape.scored <= len(paths) <= shape.total:
@@ -304,7 +447,10 @@ def _answer_paths(node: Node, ctx: Context, shape: InstrumentShape | None) -> An
         return AnswerPaths(per_item=per_item, get_all=_get_all(ctx.fmt, per_item))
     if node.is_scalar():
         if ctx.fmt != "json":
-            node.add("one path to an array of scores works for JSON only; list one path per item")
+            node.add(
+                "one path to an array of scores works for JSON only; list one path per item, "
+                "or add split: ',' when one value holds every answer"
+            )
         array = ctx.path(node)
         return AnswerPaths(array=array) if array is not None else None
     entries = node.items(("each", "item", "value"))
@@ -318,8 +464,68 @@ def _answer_paths(node: Node, ctx: Context, shape: InstrumentShape | None) -> An
     return AnswerPaths(each=each, item=item, value=value)
 
 
+def _answer_table(
+    node: Node, ctx: Context, shapes: Iterable[InstrumentShape]
+) -> LookupTable | None:
+    """An answer table: answer words -> a score every instrument in ``shapes`` can have."""
+    try:
+        table = load_lookup(node.text(), ctx.folder)
+    except TableProblem as exc:
+        node.add(str(exc))
+        return None
+    for shape in shapes:
+        if not all(
+            value.__class__ is int and shape.low <= value <= shape.high
+            for value in table.values.values()
+        ):
+            node.add(
+                f"an answer table gives scores: whole numbers from {shape.low} to "
+                f"{shape.high} for {shape.name}"
+            )
+            return None
+    return table
+
+
+def _with_tables(
+    shape: InstrumentShape,
+    scored: LookupTable | None,
+    unscored: LookupTable | None,
+) -> InstrumentShape:
+    """``shape`` whose answers are looked up: ``scored`` for the scored items, ``unscored``
+    for the rest (PHQ-9 item 10); an item without a table still reads digits."""
+    digits = f"a score from {shape.low} to {shape.high}"
+    tables: list[Mapping[Any, int]] = []
+    rules: list[str] = []
+    for index in range(shape.total):
+        table = scored if index < shape.scored else unscored
+        tables.append(shape.scores if table is None else table.values)
+        rules.append(digits if table is None else f"an answer the table {table.name} knows")
+    casefold = any(t is not None and t.casefold for t in (scored, unscored))
+    return replace(shape, item_scores=tuple(tables), casefold=casefold, item_rules=tuple(rules))
+
+
+def _tables(
+    entries: dict[str, Node], ctx: Context, shapes: list[InstrumentShape]
+) -> tuple[bool, LookupTable | None, LookupTable | None]:
+    """``answer_table:`` / ``unscored_answer_table:``: (given, scored table, unscored table)."""
+    found: dict[str, LookupTable | None] = {}
+    for key in ("answer_table", "unscored_answer_table"):
+        if key in entries:
+            found[key] = _answer_table(entries[key], ctx, shapes)
+    scored, unscored = found.get("answer_table"), found.get("unscored_answer_table")
+    if "unscored_answer_table" in entries and all(s.total == s.scored for s in shapes):
+        entries["unscored_answer_table"].add(
+            f"{', '.join(s.name for s in shapes)} has no unscored items"
+        )
+    if scored is not None and unscored is not None and scored.casefold != unscored.casefold:
+        entries["unscored_answer_table"].add(
+            "the two answer tables match alike: both case-insensitive or both exact"
+        )
+    return bool(found), scored, unscored
+
+
 def compile_screenings(node: Node, ctx: Context) -> ScreeningSpec:
-    entries = node.items(("date", "items", "each", "instrument", "answers"))
+    entries = node.items(SCREENING_OPTIONS)
     shapes = instrument_shapes()
     date_spec = None
     if "date" in entries:
@@ -328,13 +534,13 @@ def compile_screenings(node: Node, ctx: Context) -> ScreeningSpec:
         node.add("screenings need either items: (fixed instruments) or each: (repeated elements)")
         return ScreeningSpec(date=date_spec, shapes=shapes)
     if "items" in entries:
-        for key in ("instrument", "answers"):
+        for key in ("instrument", "answers", "answer_table", "unscored_answer_table"):
             if key in entries:
                 entries[key].add(f"{key}: goes inside each entry of items:")
         fixed: list[FixedScreening] = []
         seen: set[str] = set()
         for child in entries["items"].sequence():
-            item = child.items(("instrument", "answers", "date"))
+            item = child.items(SCREENING_ITEM_OPTIONS)
             if "instrument" not in item or "answers" not in item:
                 child.add("each screening item needs instrument: and answers:")
                 continue
@@ -345,18 +551,30 @@ def compile_screenings(node: Node, ctx: Context) -> ScreeningSpec:
             elif name in seen:
                 item["instrument"].add("the instrument is listed twice")
             seen.add(name)
-            answers = _answer_paths(item["answers"], ctx, shape)
+            split = _split(item["split"]) if "split" in item else None
+            if "split" in item and split is None:
+                continue
+            answers = _answer_paths(item["answers"], ctx, shape, split)
             item_date = None
             if "date" in item:
                 item_date = compile_field(
                     item["date"], "date", ctx, allowed_targets=(), required=False
                 )
-            if shape is not None and answers is not None:
+            if shape is None or answers is None:
+                continue
+            given, scored, unscored = _tables(item, ctx, [shape])
+            if not given:
                 fixed.append(FixedScreening(shape, answers, item_date))
+            elif scored is not None or unscored is not None:
+                looked_up = _with_tables(shape, scored, unscored)
+                fixed.append(FixedScreening(looked_up, answers, item_date, fast_table_answers))
         return ScreeningSpec(date=date_spec, fixed=tuple(fixed), shapes=shapes)
     each = ctx.path(entries["each"])
     instrument = None
     answers = None
+    given, scored, unscored = _tables(entries, ctx, list(shapes.values()))
+    if given:
+        shapes = {name: _with_tables(shape, scored, unscored) for name, shape in shapes.items()}
     if "instrument" not in entries or "answers" not in entries:
         node.add("screenings with each: need instrument: and answers:")
     else:

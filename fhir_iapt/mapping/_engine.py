@@ -14,11 +14,13 @@ codes::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
-from enum import Enum
-from typing import Any, Final, TypeVar
+from itertools import repeat
+from typing import Any, TypeVar
 
 from fhir_iapt.errors import Issue, Location, RecordError
+from fhir_iapt.mapping._fast import DEFER, Verdict, fast_answers, fast_table_answers
 from fhir_iapt.mapping._model import (
     AnswerPaths,
     FieldSpec,
@@ -135,8 +137,9 @@ def _item_at(at: Location, each: SourcePath, item: Any, index: int) -> Location:
 
 
 def _group(group: GroupSpec, data: Any, at: Location, issues: list[Issue]) -> list[dict[str, Any]]:
-    if group.each is None:
-        items, places = [data], [at]
+    todo: Iterable[tuple[Any, Location, tuple[FieldSpec, ...]]]
+    if group.each is None:  # the record itself: one item per field set (``items:``)
+        todo = zip(repeat(data), repeat(at), group.field_sets)
     else:
         try:
             items = group.each.items(data)
@@ -145,14 +148,15 @@ def _group(group: GroupSpec, data: Any, at: Location, issues: list[Issue]) -> li
                 _issue(exc.message, at, group.each, data, code=exc.code, error_code="FI304")
             )
             return []
-        places = [_item_at(at, group.each, item, i) for i, item in enumerate(items)]
+        fields = group.fields
+        todo = [(item, _item_at(at, group.each, item, i), fields) for i, item in enumerate(items)]
     out: list[dict[str, Any]] = []
-    for item, where in zip(items, places, strict=True):
-        raws = [_raw(spec.path, item, where, issues) for spec in group.fields]
-        if all(raw is None for raw in raws) and not any(spec.required for spec in group.fields):
+    for item, where, specs in todo:
+        raws = [_raw(spec.path, item, where, issues) for spec in specs]
+        if all(raw is None for raw in raws) and not any(spec.required for spec in specs):
             continue
         values: dict[str, Any] = {}
-        for spec, raw in zip(group.fields, raws, strict=True):
+        for spec, raw in zip(specs, raws, strict=True):
             if raw is None:
                 if spec.required:
                     issues.append(
@@ -173,7 +177,11 @@ def _group(group: GroupSpec, data: Any, at: Location, issues: list[Issue]) -> li
     return out
 
 
-def _score(raw: Any, shape: InstrumentShape) -> int | None:
+def _score(raw: Any, shape: InstrumentShape, index: int) -> int | None:
+    if shape.item_scores:  # answers looked up in tables (digits where an item has none)
+        if raw.__class__ is str:
+            return shape.item_scores[index].get(raw.casefold() if shape.casefold else raw)
+        return shape.item_scores[index].get(raw) if raw.__class__ is int else None
     if not (raw.__class__ is int or (raw.__class__ is str and _SCORE.fullmatch(raw))):
         return None
     value = int(raw)
@@ -210,13 +218,17 @@ def _instrument(
                     )
                 )
             continue
-        score = _score(raw, shape)
+        score = _score(raw, shape, index)
         if score is None:
             ok = False
+            rule = (
+                shape.item_rules[index]
+                if shape.item_rules
+                else f"a score from {shape.low} to {shape.high}"
+            )
             issues.append(
                 _issue(
-                    f"{shape.name} item {index + 1} is not a score"
-                    f" from {shape.low} to {shape.high}",
+                    f"{shape.name} item {index + 1} is not {rule}",
                     where,
                     path,
                     data,
@@ -230,47 +242,6 @@ def _instrument(
     if len(answers) > shape.scored and all(a is None for a in answers[shape.scored :]):
         answers = answers[: shape.scored]
     return tuple(answers)
-
-
-class _Defer(Enum):
-    """The fast path's "not sure": the slow path decides (and reports)."""
-
-    DEFER = "defer"
-
-
-DEFER: Final = _Defer.DEFER
-
-
-def fast_answers(
-    shape: InstrumentShape, cells: tuple[Any, ...]
-) -> tuple[int | None, ...] | _Defer | None:
-    """The slow path's answers for clean cells, None when all are empty, else ``DEFER``.
-
-    Clean means every scored cell is exactly a score (text "0".."3" or a JSON integer 0..3)
-    and every unscored cell is a score, ``""`` or None; anything else (spaces, a blank scored
-    item, another type: ``True == 1`` in a dict lookup, so the class is checked first) defers
-    to :func:`slow_answers`. Costs one class check and one dict lookup per item.
-    tests/test_mapping_fast_path.py proves it agrees with the slow path.
-    """
-    scores = shape.scores
-    answers = [
-        scores.get(cell) if cell.__class__ is str or cell.__class__ is int else None
-        for cell in cells
-    ]
-    n_scored = shape.scored
-    if None not in answers[:n_scored] and len(answers) >= n_scored:
-        unscored = answers[n_scored:]
-        if not unscored:
-            return tuple(answers)
-        for index, answer in enumerate(unscored, start=n_scored):
-            if answer is None and cells[index] != "" and cells[index] is not None:
-                return DEFER
-        if all(answer is None for answer in unscored):
-            return tuple(answers[:n_scored])
-        return tuple(answers)
-    if all(cell is None or cell == "" for cell in cells):
-        return None  # not done: every item empty
-    return DEFER
 
 
 def slow_answers(
@@ -294,7 +265,7 @@ def fixed_answers(
         except Invalid:
             pass  # a structure problem: the slow path reports it
         else:
-            fast = fast_answers(fixed.shape, cells)
+            fast: Verdict = fixed.fast(fixed.shape, cells)
             if fast is not DEFER:
                 return fast
     return slow_answers(fixed, data, at, issues)
@@ -320,6 +291,8 @@ def _fixed_answers(
     value = _raw(array, data, at, issues)
     if value is None or value is _ABSENT:
         return None
+    if answers.split is not None:
+        return _split_answers(answers.split, array, shape, value, data, at, issues)
     if value.__class__ is not list:
         issues.append(
             _issue(
@@ -350,6 +323,48 @@ def _fixed_answers(
     raws = [None if v is None or (v.__class__ is str and not v.strip()) else v for v in value]
     where = replace(at, field=array.text)
     return raws, [(None, data, where)] * len(raws)
+
+
+def _split_answers(
+    separator: str,
+    path: SourcePath,
+    shape: InstrumentShape,
+    value: Any,
+    data: Any,
+    at: Location,
+    issues: list[Issue],
+) -> tuple[list[Any], list[tuple[SourcePath | None, Any, Location]]] | None:
+    """The item answers of one value holding them all (``split:``), or None after an issue."""
+    if value.__class__ is not str:
+        issues.append(
+            _issue(
+                f"expected text holding the {shape.name} answers separated by {separator!r}",
+                at,
+                path,
+                data,
+                code="structure",
+                error_code="FI304",
+            )
+        )
+        return None
+    pieces = value.split(separator)
+    if not shape.scored <= len(pieces) <= shape.total:
+        count = (
+            f"{shape.scored}" if shape.scored == shape.total else f"{shape.scored} or {shape.total}"
+        )
+        issues.append(
+            _issue(
+                f"{shape.name} needs {count} answers separated by {separator!r}",
+                at,
+                path,
+                data,
+                code="structure",
+                error_code="FI303",
+            )
+        )
+        return None
+    raws = [piece.strip() or None for piece in pieces]
+    return raws, [(path, data, at)] * len(raws)
 
 
 def _each_answers(
@@ -513,4 +528,12 @@ def _map_record(record: SourceRecord, mapping: Mapping[R]) -> R:
     return fill(values, record.location, mapping.source_system)
 
 
-__all__ = ["map_record", "map_values"]
+__all__ = [
+    "DEFER",
+    "fast_answers",
+    "fast_table_answers",
+    "fixed_answers",
+    "map_record",
+    "map_values",
+    "slow_answers",
+]

@@ -8,20 +8,32 @@ any record is read.
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from lxml import etree
+
 from fhir_iapt._data import mappings_dir
 from fhir_iapt.errors import Location, MappingError
 from fhir_iapt.mapping import _compile as compile_
-from fhir_iapt.mapping._model import Mapping, ScreeningSpec, TargetName
+from fhir_iapt.mapping._model import (
+    INPUT_OPTIONS,
+    InputSpec,
+    JsonLayout,
+    Mapping,
+    ScreeningSpec,
+    TargetName,
+)
 from fhir_iapt.mapping._yaml import Node, Problems, compose
 from fhir_iapt.mapping.targets import MAP_TARGETS
-from fhir_iapt.sources import FORMATS, SourceFormat
-from fhir_iapt.sources._xml import record_path_tags
+from fhir_iapt.sources import FORMATS
+from fhir_iapt.sources._xml import expected_tags, record_path_tags
 
 FORMAT_VERSION = 1
 _TOP_KEYS = (
@@ -35,12 +47,9 @@ _TOP_KEYS = (
     "groups",
     "screenings",
 )
-_INPUT_KEYS: dict[str, tuple[str, ...]] = {
-    "csv": ("format", "delimiter", "quotechar"),
-    "json": ("format", "layout"),
-    "xml": ("format", "record"),
-    "fhir": ("format",),
-}
+_INPUT_KEYS = tuple(dict.fromkeys(k for keys in INPUT_OPTIONS.values() for k in keys))
+_PREFIX = re.compile(r"[^\W\d][\w.-]*")
+_MAX_SKIP_LINES = 1000
 
 
 def bundled_mappings() -> list[str]:
@@ -100,8 +109,55 @@ def _load(path: Path, mtime_ns: int) -> Mapping[Any]:
     return mapping
 
 
-def _input(node: Node, problems: Problems) -> tuple[SourceFormat, dict[str, Any]]:
-    entries = node.items(("format", "delimiter", "quotechar", "layout", "record"))
+def _single_byte(name: str) -> bool:
+    """Every byte is one character and ASCII stays ASCII (cp1252, latin-1, ...): the CSV
+    reader splits lines and counts quotes on bytes."""
+    decoder = codecs.getincrementaldecoder(name)("surrogateescape")
+    try:
+        ascii_kept = bytes(range(128)).decode(name) == "".join(map(chr, range(128)))
+        return ascii_kept and all(len(decoder.decode(bytes([b]))) == 1 for b in range(256))
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def _encoding(node: Node, fmt: str) -> str | None:
+    """``encoding:``: Python's name for it, or None after a located problem."""
+    try:
+        name = codecs.lookup(node.text()).name
+    except LookupError:
+        node.add("unknown encoding (expected a name such as utf-8, cp1252 or iso8859-15)")
+        return None
+    if fmt == "csv" and name not in ("utf-8", "utf-8-sig") and not _single_byte(name):
+        node.add(
+            "a CSV encoding is utf-8 or a single-byte one that keeps ASCII (cp1252, "
+            "iso8859-1, iso8859-15...)"
+        )
+        return None
+    if fmt == "xml":
+        try:
+            etree.fromstring(b"<x/>", etree.XMLParser(encoding=name))
+        except (LookupError, etree.XMLSyntaxError):
+            node.add("the XML parser does not know this encoding")
+            return None
+    return "utf-8" if name == "utf-8-sig" else name
+
+
+def _namespaces(node: Node) -> dict[str, str]:
+    """``namespaces:``: prefix -> namespace URI, each prefix a name (not ``xml...``)."""
+    entries = node.items()
+    if not entries:
+        node.add("namespaces: maps at least one prefix to its namespace URI")
+    out: dict[str, str] = {}
+    for prefix, child in entries.items():
+        if not _PREFIX.fullmatch(prefix) or prefix.lower().startswith("xml"):
+            child.add("a namespace prefix is a name (letters, digits, _ - .), not xml...")
+            continue
+        out[prefix] = child.text()
+    return out
+
+
+def _input(node: Node, problems: Problems) -> InputSpec:
+    entries = node.items(_INPUT_KEYS)
     if "format" not in entries:
         node.fail("input needs format: " + ", ".join(FORMATS))
     fmt = entries["format"].text()
@@ -109,30 +165,50 @@ def _input(node: Node, problems: Problems) -> tuple[SourceFormat, dict[str, Any]
         entries["format"].fail(
             f"unknown input format {fmt!r} (expected one of: {', '.join(FORMATS)})"
         )
-    options: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for key, child in entries.items():
-        if key not in _INPUT_KEYS[fmt]:
+        if key not in INPUT_OPTIONS[fmt]:
             child.add(f"{key} does not apply to {fmt} input")
         elif key in ("delimiter", "quotechar"):
             value = child.value()
             if not isinstance(value, str) or len(value) != 1:
                 child.add(f"{key} is one character")
-            options[key] = value
+            values[key] = value
         elif key == "layout":
-            value = child.text()
-            if value not in ("auto", "array", "ndjson"):
+            layout = child.text()
+            if layout not in ("auto", "array", "ndjson"):
                 child.add("layout is auto, array or ndjson")
-            options[key] = value
-        elif key == "record":
-            value = child.text()
-            try:
-                record_path_tags(value)
-            except ValueError as exc:
-                child.add(str(exc))
-            options[key] = value
+            values[key] = cast(JsonLayout, layout)
+        elif key == "encoding":
+            encoding = _encoding(child, fmt)
+            if encoding is not None:
+                values[key] = encoding
+        elif key == "skip_lines":
+            count = child.value() if child.is_scalar() else None
+            if count.__class__ is not int or not 0 <= count <= _MAX_SKIP_LINES:
+                child.add(f"skip_lines is a whole number of lines from 0 to {_MAX_SKIP_LINES}")
+            else:
+                values[key] = count
+        elif key == "namespaces":
+            values[key] = MappingProxyType(_namespaces(child))
+    if "record" in entries and fmt == "xml":
+        record = entries["record"].text()
+        try:
+            expected_tags(record_path_tags(record), values.get("namespaces", {}))
+        except ValueError as exc:
+            entries["record"].add(str(exc))
+        values["record"] = record
     if fmt == "xml" and "record" not in entries:
         node.add("xml input needs record: /Root/Record (the path of the record elements)")
-    return fmt, options
+    return InputSpec(format=fmt, **values)
+
+
+def _key_line(node: Node, key: str) -> int:
+    """The line of ``key`` in mapping ``node`` (the node's own line if it is not there)."""
+    for key_node, _value in node.node.value:
+        if getattr(key_node, "value", None) == key:
+            return int(key_node.start_mark.line) + 1
+    return node.line
 
 
 def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]:
@@ -146,7 +222,8 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]
             f"unknown target {target_name!r} (expected one of: {', '.join(MAP_TARGETS)})"
         )
     declared = contract.fields
-    fmt, options = _input(top["input"], problems)
+    spec = _input(top["input"], problems)
+    fmt = spec.format
     if contract.input_formats and fmt not in contract.input_formats:
         top["input"].add(
             f"the {target_name} target reads {' or '.join(sorted(contract.input_formats))} input"
@@ -160,7 +237,9 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]
     if "source_system" in top and not source_system.startswith(("http://", "https://", "urn:")):
         top["source_system"].add("source_system is an identifier system URI (https://... or urn:)")
     name = top["name"].text() if "name" in top else path.stem
-    ctx = compile_.Context(fmt=fmt, folder=path.parent, columns=[])
+    ctx = compile_.Context(
+        fmt=fmt, folder=path.parent, columns=[], namespaces=dict(spec.namespaces)
+    )
 
     constants: dict[str, Any] = {}
     if "constants" in top:
@@ -175,12 +254,13 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]
         else ([], set())
     )
     mapped = named | set(constants)
-    for spec in fields:
-        if spec.display_to is not None and spec.display_to in mapped:
+    for field in fields:
+        if field.display_to is not None and field.display_to in mapped:
             problems.add(
-                f"display_to {spec.display_to!r} is also mapped",
-                top["fields"].line,
-                f"fields.{spec.target}",
+                f"{field.display_to!r} is filled from {field.target} (display_to / given_to) "
+                "and is also mapped",
+                _key_line(top["fields"], field.target),
+                f"fields.{field.target}",
             )
     for required in sorted(declared.required - mapped):
         problems.add(
@@ -196,13 +276,13 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]
         else:
             screenings = compile_.compile_screenings(top["screenings"], ctx)
     if fmt == "csv":
-        options["required_columns"] = tuple(ctx.columns)
+        spec = replace(spec, required_columns=tuple(ctx.columns))
     return Mapping(
         name=name,
         path=path,
         target=cast(TargetName, target_name),
         input_format=fmt,
-        input_options=MappingProxyType(options),
+        input_options=MappingProxyType(spec.reader_options()),
         source_system=source_system,
         constants=MappingProxyType(constants),
         fields=tuple(fields),
@@ -210,6 +290,7 @@ def _build(path: Path, top: dict[str, Node], problems: Problems) -> Mapping[Any]
         screenings=screenings,
         contract=contract,
         version=FORMAT_VERSION,
+        input=spec,
     )
 
 

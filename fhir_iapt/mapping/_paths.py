@@ -9,8 +9,8 @@ finds the exact source line of a value, used only when a problem is reported.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lxml import etree
@@ -100,9 +100,19 @@ def _xml_text(value: Any) -> Any:
     return None
 
 
-def _xml(text: str) -> SourcePath:
-    fast = etree.XPath(text, smart_strings=False)
-    located = etree.XPath(text)
+def _xml(text: str, namespaces: Mapping[str, str] | None = None) -> SourcePath:
+    ns = dict(namespaces) if namespaces else None
+    fast = etree.XPath(text, namespaces=ns, smart_strings=False)
+    located = etree.XPath(text, namespaces=ns)
+    try:  # what only evaluating finds (an undeclared prefix, a variable): found at load
+        fast(etree.Element("record"))
+    except etree.XPathEvalError as exc:
+        reason = str(exc)
+        if "prefix" in reason.lower():
+            raise ValueError(
+                "the XPath uses a namespace prefix that input: namespaces: does not declare"
+            ) from None
+        raise ValueError(f"the XPath cannot be evaluated: {reason}") from None
 
     def get(element: Any) -> Any:
         result = fast(element)
@@ -139,19 +149,44 @@ def _xml(text: str) -> SourcePath:
     return SourcePath(text, get, items, line)
 
 
-def compile_path(fmt: str, text: str, *, optional_column: bool = False) -> SourcePath:
+def compile_path(
+    fmt: str,
+    text: str,
+    *,
+    optional_column: bool = False,
+    namespaces: Mapping[str, str] | None = None,
+) -> SourcePath:
     """Compile ``text`` for input format ``fmt``; raises ValueError (or XPathSyntaxError).
-    ``optional_column`` (CSV): a row from a header without the column reads it as absent."""
+    ``optional_column`` (CSV): a row from a header without the column reads it as absent.
+    ``namespaces`` (XML): prefix -> namespace URI, for prefixed names in the XPath."""
     if fmt == "csv":
         return _csv(text, optional_column=optional_column)
     if fmt == "json":
         return _json(text)
     if fmt == "xml":
         try:
-            return _xml(text)
+            return _xml(text, namespaces)
         except etree.XPathSyntaxError as exc:
             raise ValueError(f"the XPath does not compile: {exc}") from None
     raise ValueError(f"unknown input format {fmt!r}")
 
 
-__all__ = ["SourcePath", "compile_path"]
+def with_default(path: SourcePath, default: Any) -> SourcePath:
+    """``path`` whose ``get`` gives ``default`` where the source value is blank (absent, empty
+    or only spaces, an empty JSON array): the field's converter then reads the default."""
+    get = path.get
+
+    def get_or_default(data: Any) -> Any:
+        value = get(data)
+        if (
+            value is None
+            or (value.__class__ is str and not value.strip())
+            or (value.__class__ is list and not value)
+        ):
+            return default
+        return value
+
+    return replace(path, get=get_or_default)
+
+
+__all__ = ["SourcePath", "compile_path", "with_default"]

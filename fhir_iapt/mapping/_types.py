@@ -20,12 +20,26 @@ from fhir_iapt.sources._json import json_kind
 
 Converter = Callable[[Any], Any]
 
-TYPES = ("string", "int", "decimal", "date", "bool", "nhs_number", "ods", "code", "enum")
+TYPES = ("string", "int", "decimal", "date", "bool", "nhs_number", "ods", "code", "enum", "name")
 
 _INT = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _ODS = re.compile(r"[A-Z0-9]{3,10}")
-_DATE_DIRECTIVES = {"%Y": r"(?P<Y>\d{4})", "%m": r"(?P<m>\d{1,2})", "%d": r"(?P<d>\d{1,2})"}
+_YEAR = r"(?P<Y>\d{4})"
+_DATE_DIRECTIVES = {
+    "%Y": _YEAR,
+    "%m": r"(?P<m>\d{1,2})",
+    "%d": r"(?P<d>\d{1,2})",
+    "%H": r"(?P<H>\d{1,2})",
+    "%M": r"(?P<M>\d{2})",
+    "%S": r"(?P<S>\d{2})",
+}
+#: a value that starts with a comparator: a censored result ("<20": below what the test reads)
+_CENSORED = re.compile(r"\s*(?:[<>]=?|[\u2264\u2265])\s*[0-9.,]")
+_TWO_DIGIT_YEAR = (
+    "%y (a two-digit year) is refused: '25' could be 1925 or 2025, and a birth date or a "
+    "visit date cannot be guessed; use %Y and ask for four-digit years"
+)
 
 
 class _Today:
@@ -106,7 +120,36 @@ def _bounds(value: Any, low: Any, high: Any) -> Any:
     return value
 
 
-def integer(*, low: int | None = None, high: int | None = None) -> Converter:
+def _number_problem(rule: str, raw: Any, unit: str | None) -> str:
+    """The message for a value that is not a number of the field's kind (never the value)."""
+    if raw.__class__ is str and _CENSORED.match(raw):
+        return (
+            "is a censored value ('<' or '>': below or above what the test measures); the "
+            "target takes exact values only, so it is refused rather than kept without its "
+            "comparator"
+        )
+    if unit is not None:
+        return f"{rule}, alone or followed by its unit {unit} (no other unit is read)"
+    return rule
+
+
+def _without_unit(unit: str, convert: Converter) -> Converter:
+    """``convert`` of the value with ``unit`` (and the space before it) taken off its end."""
+    size = len(unit)
+
+    def strip(raw: Any) -> Any:
+        if raw.__class__ is str and raw.endswith(unit):
+            raw = raw[:-size].rstrip()
+        return convert(raw)
+
+    return strip
+
+
+def integer(
+    *, low: int | None = None, high: int | None = None, unit: str | None = None
+) -> Converter:
+    rule = "is not a whole number"
+
     def convert(raw: Any) -> int:
         whole = (
             raw.__class__ is int
@@ -114,14 +157,25 @@ def integer(*, low: int | None = None, high: int | None = None) -> Converter:
             or (isinstance(raw, Decimal) and raw == raw.to_integral_value())
         )
         if not whole:
-            raise Invalid("is not a whole number")
+            raise Invalid(_number_problem(rule, raw, unit))
         value = int(raw)
         return int(_bounds(value, low, high))
 
-    return convert
+    return convert if unit is None else _without_unit(unit, convert)
 
 
-def decimal(*, low: Decimal | None = None, high: Decimal | None = None) -> Converter:
+def decimal(
+    *,
+    low: Decimal | None = None,
+    high: Decimal | None = None,
+    unit: str | None = None,
+    comma: bool = False,
+) -> Converter:
+    """A decimal; ``comma``: written with a decimal comma (``7,5``), a point is then refused."""
+    rule = "is not a decimal number"
+    if comma:
+        rule += " written with ',' as the decimal separator"
+
     def convert(raw: Any) -> Decimal:
         if raw.__class__ is str and _DECIMAL.fullmatch(raw):
             value = Decimal(raw)
@@ -130,36 +184,70 @@ def decimal(*, low: Decimal | None = None, high: Decimal | None = None) -> Conve
         elif raw.__class__ is int:
             value = Decimal(raw)
         else:
-            raise Invalid("is not a decimal number")
+            raise Invalid(_number_problem(rule, raw, unit))
         return Decimal(_bounds(value, low, high))
 
-    return convert
+    chain: Converter = convert
+    if comma:
+
+        def with_comma(raw: Any) -> Decimal:
+            if raw.__class__ is str:
+                if "." in raw:
+                    raise Invalid(_number_problem(rule, raw, unit))
+                raw = raw.replace(",", ".")
+            return convert(raw)
+
+        chain = with_comma
+    return chain if unit is None else _without_unit(unit, chain)
 
 
 def compile_date_format(fmt: str) -> re.Pattern[str]:
-    """``%d/%m/%Y`` -> a regex with named groups Y, m, d; raises ValueError for other directives."""
+    """``%d/%m/%Y`` -> a regex with named groups Y, m, d (and H, M, S for a time, which is
+    checked and not kept); raises ValueError for other directives, ``%y`` with its reason."""
     pattern = ""
     index = 0
     seen: set[str] = set()
     while index < len(fmt):
         if fmt[index] == "%":
             directive = fmt[index : index + 2]
+            if directive == "%y":
+                raise ValueError(_TWO_DIGIT_YEAR)
             if directive not in _DATE_DIRECTIVES or directive in seen:
-                raise ValueError(f"date formats use %Y, %m and %d once each, not {directive!r}")
+                raise ValueError(
+                    f"date formats use %Y, %m and %d (and %H, %M, %S for a time) once each, "
+                    f"not {directive!r}"
+                )
             seen.add(directive)
             pattern += _DATE_DIRECTIVES[directive]
             index += 2
         else:
             pattern += re.escape(fmt[index])
             index += 1
-    if seen != set(_DATE_DIRECTIVES):
+    if not {"%Y", "%m", "%d"} <= seen:
         raise ValueError("a date format needs %Y, %m and %d")
+    if ("%H" in seen) != ("%M" in seen) or ("%S" in seen and "%H" not in seen):
+        raise ValueError("a time in a date format is %H:%M, or %H:%M:%S")
     return re.compile(pattern)
+
+
+def _time_ok(match: re.Match[str]) -> bool:
+    found = match.groupdict()
+    hour = found.get("H")
+    if hour is None:  # this format has no time
+        return True
+    second = found.get("S")
+    return int(hour) <= 23 and int(found["M"]) <= 59 and (second is None or int(second) <= 59)
 
 
 def date_type(
     *, formats: tuple[re.Pattern[str], ...], allow_future: bool, earliest: date | None
 ) -> Converter:
+    """A calendar date in one of ``formats``; a time in the format is checked and dropped."""
+    two_digit_years = tuple(
+        re.compile(p.pattern.replace(_YEAR, r"\d{2}")) for p in formats if _YEAR in p.pattern
+    )
+    timed = any("H" in p.groupindex for p in formats)
+
     def convert(raw: Any) -> date:
         text = _text(raw, numbers=False)
         for pattern in formats:
@@ -167,7 +255,14 @@ def date_type(
             if match is not None:
                 break
         else:
+            if any(short.fullmatch(text) for short in two_digit_years):
+                raise Invalid(
+                    "has a two-digit year: years must have four digits (a two-digit year could "
+                    "be 19xx or 20xx, and the date is not guessed)"
+                )
             raise Invalid("is not a date in an accepted format")
+        if timed and not _time_ok(match):
+            raise Invalid("has a time that is not a real time of day (00:00 to 23:59)")
         try:
             value = date(int(match["Y"]), int(match["m"]), int(match["d"]))
         except ValueError:
@@ -194,16 +289,32 @@ def boolean(*, terms: Mapping[str, Any], casefold: bool) -> Converter:
     return convert
 
 
-def nhs_number() -> Converter:
-    def convert(raw: Any) -> str:
-        digits = _identifier(raw).replace(" ", "")
+def nhs_number(*, separators: str = "") -> Converter:
+    """10 digits, modulus 11 checked; spaces and the ``separators`` characters are dropped."""
+    if not separators:
+
+        def convert(raw: Any) -> str:
+            digits = _identifier(raw).replace(" ", "")
+            if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
+                raise Invalid("is not 10 digits")
+            if not is_valid_nhs_number(digits):
+                raise Invalid("fails the NHS number check digit (modulus 11)")
+            return digits
+
+        return convert
+    drop = str.maketrans("", "", " " + separators)
+    shown = " or ".join(["spaces", *(repr(c) for c in separators)])
+    rule = f"is not 10 digits (grouped only by {shown})"
+
+    def grouped(raw: Any) -> str:
+        digits = _identifier(raw).translate(drop)
         if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
-            raise Invalid("is not 10 digits")
+            raise Invalid(rule)
         if not is_valid_nhs_number(digits):
             raise Invalid("fails the NHS number check digit (modulus 11)")
         return digits
 
-    return convert
+    return grouped
 
 
 def ods_code() -> Converter:
@@ -243,6 +354,23 @@ def enum(*, values: frozenset[str]) -> Converter:
     return convert
 
 
+def person_name() -> Converter:
+    """``FAMILY, Given names`` -> ``(family, (given names,))``: the family name, one comma, the
+    given names (as one, like a given-name column), both present; the case is kept."""
+
+    def convert(raw: Any) -> tuple[str, tuple[str, ...]]:
+        family, comma, given = _text(raw, numbers=False).partition(",")
+        family, given = family.strip(), given.strip()
+        if not comma or not family or not given or "," in given:
+            raise Invalid(
+                "is not a name written 'FAMILY, Given names' (the family name, one comma, "
+                "the given names)"
+            )
+        return family, (given,)
+
+    return convert
+
+
 def decimal_bound(raw: Any) -> Decimal:
     """A YAML bound (int, float or text) as an exact Decimal; raises ValueError."""
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
@@ -271,6 +399,7 @@ __all__ = [
     "json_kind",
     "nhs_number",
     "ods_code",
+    "person_name",
     "string",
     "today",
 ]

@@ -1,9 +1,11 @@
 """CSV reader: the ``csv`` module over a bounded line reader, one dict per data row.
 
 Handles a UTF-8 byte-order mark, CRLF (and CR) line ends and quoted delimiters / newlines.
-Bytes that are not UTF-8 are decoded with ``surrogateescape`` so that the row holding them can
-be named exactly; reading then stops there (the file is in the wrong encoding, later rows cannot
-be trusted).
+The bytes are UTF-8 unless ``options["encoding"]`` names another (a single-byte encoding that
+keeps ASCII, such as cp1252: the line splitting works on bytes). Bytes that are not in the
+encoding are decoded with ``surrogateescape`` so that the row holding them can be named
+exactly; reading then stops there (the file is in the wrong encoding, later rows cannot be
+trusted). ``options["skip_lines"]`` physical lines before the header (a preamble) are read past.
 
 Limits (:mod:`fhir_iapt.limits`): a row (all its physical lines) longer than the line length is
 never read whole: :class:`_Lines` hands the ``csv`` module lines, counts a row's bytes and, once
@@ -43,10 +45,13 @@ class _Lines:
     decoded, for ``csv.reader``; ``line`` counts the lines read, skipped ones too. The caller
     marks each row's start (:meth:`start_row`) so a row's bytes can be counted."""
 
-    def __init__(self, stream: BinaryIO, *, limit: int, quotechar: str) -> None:
+    def __init__(
+        self, stream: BinaryIO, *, limit: int, quotechar: str, encoding: str = "utf-8"
+    ) -> None:
         self._stream = stream
         self._limit = limit
-        self._quote = quotechar.encode("utf-8") if quotechar else b""
+        self._encoding = encoding
+        self._quote = quotechar.encode(encoding) if quotechar else b""
         self._ready: list[bytes | int] = []  # lines read ahead, in reverse order
         self._partial: list[bytes] = []  # the start of a line not yet ended
         self._partial_bytes = 0
@@ -82,7 +87,7 @@ class _Lines:
         self._row_bytes = size
         if self._quote:
             self._row_quotes += raw.count(self._quote)
-        return raw.decode("utf-8", "surrogateescape")
+        return raw.decode(self._encoding, "surrogateescape")
 
     def _count(self, raw: bytes) -> int:
         return raw.count(self._quote) if self._quote else 0
@@ -188,7 +193,8 @@ def read_csv(
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield one :class:`SourceRecord` (header -> cell) per data row, or a ReadError value."""
     quotechar = str(options.get("quotechar", '"'))
-    lines = _Lines(stream, limit=limits.max_line_bytes, quotechar=quotechar)
+    encoding = str(options.get("encoding") or "utf-8")
+    lines = _Lines(stream, limit=limits.max_line_bytes, quotechar=quotechar, encoding=encoding)
     # A row is at most max_line_bytes (so no field is longer): the module's own field limit,
     # process-wide, is raised to that so the row and field checks here decide, not it.
     if csv.field_size_limit() < limits.max_line_bytes:
@@ -200,7 +206,13 @@ def read_csv(
         strict=True,
     )
     yield from _rows(
-        reader, lines, name=name, required=tuple(options.get("required_columns", ())), limits=limits
+        reader,
+        lines,
+        name=name,
+        required=tuple(options.get("required_columns", ())),
+        limits=limits,
+        encoding=encoding,
+        skip_lines=int(options.get("skip_lines", 0)),
     )
 
 
@@ -211,10 +223,51 @@ def _row_too_long(limits: Limits, what: str) -> str:
     )
 
 
+def _encoding_name(encoding: str) -> str:
+    """How messages name the encoding: UTF-8, or the declared one (cp1252)."""
+    return "UTF-8" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+
+
+def _skip(lines: _Lines, count: int, name: str, limits: Limits) -> ReadError | None:
+    """Read past the ``count`` preamble lines before the header; a ReadError if the file
+    ends first (or a preamble line passes the line length)."""
+    for _ in range(count):
+        lines.start_row()
+        try:
+            next(lines)
+        except StopIteration:
+            return read_error(
+                f"the file ends within the {count} preamble line(s) before the header "
+                "(input: skip_lines)",
+                Location(file=name, line=lines.line + 1),
+                error_code="FI102",
+            )
+        except _RowTooLong:
+            return read_error(
+                _row_too_long(limits, "a preamble line"),
+                Location(file=name, line=lines.line),
+                error_code="FI102",
+            )
+    return None
+
+
 def _rows(
-    reader: Any, lines: _Lines, *, name: str, required: tuple[str, ...], limits: Limits
+    reader: Any,
+    lines: _Lines,
+    *,
+    name: str,
+    required: tuple[str, ...],
+    limits: Limits,
+    encoding: str = "utf-8",
+    skip_lines: int = 0,
 ) -> Iterator[SourceRecord | ReadError]:
-    header_at = Location(file=name, line=1)
+    if skip_lines:
+        skipped = _skip(lines, skip_lines, name, limits)
+        if skipped is not None:
+            yield skipped
+            return
+    not_encoded = f"the bytes are not {_encoding_name(encoding)}"
+    header_at = Location(file=name, line=lines.line + 1)
     try:
         raw_header: list[str] = next(reader)
     except StopIteration:
@@ -228,7 +281,9 @@ def _rows(
         return
     header = [cell.strip() for cell in raw_header]
     if _bad_utf8_cell(header) is not None:
-        yield read_error("the header row is not UTF-8", header_at, error_code="FI103")
+        yield read_error(
+            f"the header row is not {_encoding_name(encoding)}", header_at, error_code="FI103"
+        )
         return
     missing = [column for column in required if column not in header]
     if missing:
@@ -281,9 +336,7 @@ def _rows(
         if bad is not None:
             field = header[bad] if bad < width else None
             yield read_error(
-                "the bytes are not UTF-8; reading stops here",
-                at_field(at, field),
-                error_code="FI103",
+                f"{not_encoded}; reading stops here", at_field(at, field), error_code="FI103"
             )
             return
         if len(cells) != width:

@@ -1,7 +1,11 @@
 """XML reader: ``lxml.etree.iterparse`` with the safe settings, one detached element per record.
 
 The records are the elements at ``options["record"]``, an absolute path of tag names such as
-``/RespiratoryClinicExport/Visit`` (namespaces are matched by local name). Each record is
+``/RespiratoryClinicExport/Visit``. Without ``options["namespaces"]`` the names are matched by
+local name (whatever namespace an element is in); with it (prefix -> namespace URI) the path
+reads as in XPath: ``c:Visit`` is ``Visit`` in the namespace of ``c``, an unprefixed name one in
+no namespace. ``options["encoding"]`` reads the bytes in that encoding whatever the XML
+declaration says (without it the declaration, else UTF-8, decides). Each record is
 detached from the document as soon as it ends, and hung under shallow copies of its ancestors
 (tag and attributes, no other children), so memory stays flat however long the file is, and an
 absolute XPath such as ``/RespiratoryClinicExport/@clinic`` still reaches the root's attributes.
@@ -39,24 +43,48 @@ from fhir_iapt.sources._record import (
     read_error,
 )
 
+_TAG = re.compile(r"(?:[^\W\d][\w.-]*:)?[^\W\d][\w.-]*")
+
 
 def record_path_tags(path: str) -> tuple[str, ...]:
-    """``/A/B`` -> ``("A", "B")``; raises ValueError unless it is an absolute path of names."""
+    """``/A/B`` -> ``("A", "B")`` (``/c:A/c:B`` -> ``("c:A", "c:B")``); raises ValueError
+    unless it is an absolute path of names, each with at most one namespace prefix."""
     if not path.startswith("/") or path.startswith("//"):
         raise ValueError("the record path must be absolute, like /Root/Record")
     tags = tuple(path[1:].split("/"))
-    if len(tags) < 2 or not all(
-        tag.replace("-", "").replace("_", "").replace(".", "").isalnum() and not tag[0].isdigit()
-        for tag in tags
-    ):
+    if len(tags) < 2 or not all(_TAG.fullmatch(tag) for tag in tags):
         raise ValueError("the record path must name the root and the record, like /Root/Record")
     return tags
+
+
+def expected_tags(tags: tuple[str, ...], namespaces: Mapping[str, str]) -> tuple[str, ...]:
+    """The record path's names as lxml spells tags: ``c:Visit`` -> ``{uri}Visit``; raises
+    ValueError for a prefix ``namespaces`` does not declare."""
+    out = []
+    for tag in tags:
+        prefix, colon, local = tag.partition(":")
+        if not colon:
+            out.append(tag)
+        elif prefix in namespaces:
+            out.append(f"{{{namespaces[prefix]}}}{local}")
+        else:
+            raise ValueError(
+                f"the record path uses the prefix {prefix!r}, which input: namespaces: does not "
+                "declare"
+            )
+    return tuple(out)
 
 
 def _local(tag: Any) -> str:
     if not isinstance(tag, str):  # comments and processing instructions
         return ""
     return tag.rsplit("}", 1)[-1]
+
+
+def _full(tag: Any) -> str:
+    """The tag with its namespace (``{uri}local``), as the record path is matched with
+    ``namespaces``."""
+    return tag if isinstance(tag, str) else ""
 
 
 def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
@@ -70,6 +98,18 @@ def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
     if not kind.startswith("ERR_"):
         return "not well-formed"
     return kind[len("ERR_") :].replace("_", " ").lower()
+
+
+def _wrong_root(found: str, written: str, expected: str) -> str:
+    """The message for a root element that is not the record path's (no namespace URI from
+    the file is repeated: it is the export's text)."""
+    local = _local(found)
+    if local == _local(expected) and found != expected:
+        return (
+            f"the root element <{written}> is not in the namespace the mapping's input: "
+            "namespaces: gives it"
+        )
+    return f"the root element is <{field_name(local) or '...'}>, expected <{written}>"
 
 
 def _has_doctype(element: Any) -> bool:
@@ -158,7 +198,10 @@ def read_xml(
 ) -> Iterator[SourceRecord | ReadError]:
     """Yield one :class:`SourceRecord` (a detached element) per record element, or a ReadError."""
     record_path = str(options["record"])
-    tags = record_path_tags(record_path)
+    written = record_path_tags(record_path)
+    namespaces: Mapping[str, str] = options.get("namespaces") or {}
+    tags = expected_tags(written, namespaces) if namespaces else written
+    name_of = _full if namespaces else _local
     depth_of_record = len(tags)
     counted = _Counted(stream, limits.max_line_bytes, limits.max_number_digits)
     digits = long_digit_run(limits.max_number_digits)
@@ -173,6 +216,7 @@ def read_xml(
         huge_tree=False,
         remove_comments=True,
         remove_pis=True,
+        **({"encoding": str(options["encoding"])} if options.get("encoding") else {}),
     )
     path: list[str] = []
     count = 0
@@ -182,7 +226,7 @@ def read_xml(
     try:
         for event, element in events:
             if event == "start":
-                path.append(_local(element.tag))
+                path.append(name_of(element.tag))
                 depth = len(path)
                 if depth == 1 and _has_doctype(element):
                     # libxml2 expands internal entities even with resolve_entities off: a
@@ -195,8 +239,8 @@ def read_xml(
                     return
                 if depth == 1 and path[0] != tags[0]:
                     yield read_error(
-                        f"the root element is <{path[0]}>, expected <{tags[0]}>",
-                        Location(file=name, line=element.sourceline, element=f"/{path[0]}"),
+                        _wrong_root(path[0], written[0], tags[0]),
+                        Location(file=name, line=element.sourceline, element=f"/{_local(path[0])}"),
                         error_code="FI104",
                     )
                     return
@@ -213,7 +257,7 @@ def read_xml(
                     for value in element.attrib.values()
                 ):  # an ancestor's attributes are part of every record under it
                     yield read_error(
-                        f"an attribute of <{field_name(path[-1]) or '...'}> is longer than "
+                        f"an attribute of <{field_name(_local(path[-1])) or '...'}> is longer than "
                         f"{limits.max_field_chars:,} characters or holds more than "
                         f"{limits.max_number_digits:,} digits in a row (the field-length and "
                         f"digits limits); reading stops here",
@@ -279,7 +323,8 @@ def read_xml(
     except etree.XMLSyntaxError as exc:
         reason = _syntax_reason(exc)
         if "UTF-8" in reason or "encoding" in reason:
-            message, code = "the bytes are not UTF-8; reading stops here", "FI103"
+            encoding = options.get("encoding") or "UTF-8"
+            message, code = f"the bytes are not {encoding}; reading stops here", "FI103"
         else:
             message, code = f"the XML is broken ({reason}); reading stops here", "FI104"
         yield read_error(
@@ -289,4 +334,4 @@ def read_xml(
         )
 
 
-__all__ = ["read_xml", "record_path_tags"]
+__all__ = ["expected_tags", "read_xml", "record_path_tags"]
