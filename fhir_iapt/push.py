@@ -39,6 +39,7 @@ import orjson
 
 from fhir_iapt.client import FhirClient, attempts_of
 from fhir_iapt.client._conditional import ConditionalMode, conditional_types, fit_bundle
+from fhir_iapt.emit.ndjson import BUNDLES_FILE, FAILED_FILE, RESULTS_FILE
 from fhir_iapt.errors import (
     AuthError,
     ConfigError,
@@ -47,10 +48,6 @@ from fhir_iapt.errors import (
     ReadError,
     TransportError,
 )
-
-BUNDLES_FILE = "bundles.ndjson"
-RESULTS_FILE = "results.ndjson"
-FAILED_FILE = "failed.ndjson"
 
 #: Bulk files are sent in this order; types not named here follow, alphabetically.
 DEPENDENCY_ORDER: tuple[str, ...] = (

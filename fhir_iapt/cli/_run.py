@@ -20,7 +20,9 @@ from fhir_iapt.cli._errors import echo_outcome, error_format_option
 from fhir_iapt.cli._progress import Progress
 from fhir_iapt.emit import (
     BUNDLES_FILE,
+    FAILED_FILE,
     REJECTS_FILE,
+    RESULTS_FILE,
     SUMMARY_FILE,
     XML_DIR,
     BulkWriter,
@@ -33,7 +35,6 @@ from fhir_iapt.emit import (
 from fhir_iapt.errors import FhirIaptError, UnwritableRecordError
 from fhir_iapt.ledger import Ledger, LedgerError, LedgerRow, referral_row
 from fhir_iapt.pipeline import ReadProgress, ShapeCache, Tally
-from fhir_iapt.push import FAILED_FILE, RESULTS_FILE
 from fhir_iapt.results import Converted, Rejected, Result
 
 Layout = Literal["bundles", "bulk"]

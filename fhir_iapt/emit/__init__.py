@@ -15,13 +15,22 @@ from __future__ import annotations
 
 from fhir_iapt.emit._base import OutputWriter
 from fhir_iapt.emit.bulk import BulkWriter, rewrite_references
-from fhir_iapt.emit.ndjson import BUNDLES_FILE, REJECTS_FILE, NdjsonBundleWriter, RejectsWriter
+from fhir_iapt.emit.ndjson import (
+    BUNDLES_FILE,
+    FAILED_FILE,
+    REJECTS_FILE,
+    RESULTS_FILE,
+    NdjsonBundleWriter,
+    RejectsWriter,
+)
 from fhir_iapt.emit.summary import SUMMARY_FILE, write_summary
 from fhir_iapt.emit.xml import XML_DIR, XmlBundleWriter
 
 __all__ = [
     "BUNDLES_FILE",
+    "FAILED_FILE",
     "REJECTS_FILE",
+    "RESULTS_FILE",
     "SUMMARY_FILE",
     "XML_DIR",
     "BulkWriter",

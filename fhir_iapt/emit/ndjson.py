@@ -13,6 +13,9 @@ from fhir_iapt.results import Converted, Rejected
 
 BUNDLES_FILE = "bundles.ndjson"
 REJECTS_FILE = "rejects.ndjson"
+#: What ``push`` writes into the same folder: one result per Bundle, and the undelivered ones.
+RESULTS_FILE = "results.ndjson"
+FAILED_FILE = "failed.ndjson"
 
 
 class NdjsonBundleWriter(WriterBase):
