@@ -11,6 +11,7 @@ per enqueue, and the durability setting of each pooled session.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from relay_helpers import auth, diabetes_csv, make_settings, nhs_number, setting
 
 from fhir_iapt.errors import ConfigError
 from fhir_iapt.relay.app import create_app, make_outbox
-from fhir_iapt.relay.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresOutbox
+from fhir_iapt.relay.postgres import ENQUEUE_CHUNK, MIGRATIONS, SCHEMA_VERSION, PostgresOutbox
 from fhir_iapt.relay.runtime import RelayRuntime
 from fhir_iapt.relay.store import NewMessage
 
@@ -86,6 +87,16 @@ def test_the_relay_creates_its_schema_and_records_each_migration_once(pg_url: st
     assert {"outbox_messages", "outbox_idempotency", "outbox_ledger_pending"} <= tables
     first = _rows(pg_url, "SELECT version, applied_at FROM outbox_migrations ORDER BY version")
     assert [v for v, _ in first] == [m[0] for m in MIGRATIONS]
+    [(lz4,)] = _rows(
+        pg_url,
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    [(method,)] = _rows(
+        pg_url,
+        "SELECT attcompression FROM pg_attribute"
+        " WHERE attrelid = 'outbox_messages'::regclass AND attname = 'payload'",
+    )
+    assert method == ("l" if lz4 else "")  # payloads in lz4 where the server has it
     _store(pg_url).close()
     assert _rows(pg_url, "SELECT version, applied_at FROM outbox_migrations ORDER BY version") == (
         first
@@ -392,18 +403,57 @@ def test_ledger_entries_stay_pending_when_the_ledger_fails(pg_url: str) -> None:
 # --- one transaction, committed --------------------------------------------------------------
 
 
-def test_enqueue_is_one_transaction_with_its_ledger_entries(pg_url: str) -> None:
-    """Messages whose ledger entries cannot be stored are not queued either (one transaction);
-    what enqueue returned is visible to another connection the moment it returns."""
+@pytest.mark.parametrize("count", [1, 20, ENQUEUE_CHUNK + 7])
+def test_enqueue_is_one_transaction_with_its_ledger_entries(pg_url: str, count: int) -> None:
+    """A batch whose last ledger entry the database refuses queues nothing, however many
+    statements it takes (one transaction); once it returns, another connection sees every
+    message and entry."""
     box = _store(pg_url)
     try:
-        with pytest.raises(TypeError):
-            box.enqueue([_msg("x")], ledger_rows=[[object()]])
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF NEW.entry LIKE '%refuse-me%' THEN RAISE EXCEPTION 'ledger refused'; END IF;"
+                " RETURN NEW; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON outbox_ledger_pending"
+                " FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        messages = [_msg(f"x{i}") for i in range(count)]
+        rows = [["sys", f"x{i}"] for i in range(count - 1)] + [["sys", "refuse-me"]]
+        with pytest.raises(psycopg.Error, match="ledger refused"):
+            box.enqueue(messages, ledger_rows=rows)
         assert box.counts()["queued"] == 0
-        [item] = box.enqueue([_msg("y")], ledger_rows=[["sys", "y"]])
-        query = "SELECT status FROM outbox_messages WHERE id = %s"
-        assert _rows(pg_url, query, (item.id,)) == [("queued",)]
-        assert _rows(pg_url, "SELECT COUNT(*) FROM outbox_ledger_pending") == [(1,)]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse ON outbox_ledger_pending")
+        items = box.enqueue(messages, ledger_rows=rows)
+        assert [i.duplicate for i in items] == [False] * count
+        stored = dict(_rows(pg_url, "SELECT id, dedup_key FROM outbox_messages"))
+        assert [stored[i.id] for i in items] == [m.dedup_key for m in messages]
+        entries = _rows(pg_url, "SELECT entry FROM outbox_ledger_pending ORDER BY seq")
+        assert [json.loads(e) for (e,) in entries] == rows
+    finally:
+        box.close()
+
+
+def test_a_batch_repeating_held_records_gets_their_first_ids(pg_url: str) -> None:
+    """Across statements of one large batch, records already held, and a record twice in the
+    batch, get the first id (duplicate), exactly as one at a time would."""
+    box = _store(pg_url)
+    try:
+        [held] = box.enqueue([_msg("held")])
+        batch = [_msg(f"b{i}") for i in range(ENQUEUE_CHUNK + 3)]
+        batch[2] = _msg("held")
+        batch[ENQUEUE_CHUNK + 1] = _msg("b0")  # in the second statement, first seen in the first
+        items = box.enqueue(batch)
+        assert (items[2].id, items[2].duplicate) == (held.id, True)
+        assert (items[ENQUEUE_CHUNK + 1].id, items[ENQUEUE_CHUNK + 1].duplicate) == (
+            items[0].id,
+            True,
+        )
+        assert sum(not i.duplicate for i in items) == ENQUEUE_CHUNK + 1
+        assert box.counts()["queued"] == ENQUEUE_CHUNK + 2
     finally:
         box.close()
 

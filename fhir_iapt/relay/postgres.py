@@ -46,7 +46,9 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
+from functools import cache
+from itertools import zip_longest
 from typing import Any, Final, Literal
 
 import psycopg
@@ -102,6 +104,17 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             CREATE INDEX outbox_messages_due ON outbox_messages (next_attempt_at)
                 WHERE status IN ('queued', 'failed')
             """,
+            # Payloads (bundle JSON) compressed with lz4 where the server has it: about a
+            # third of the size, at a fraction of the default pglz's cost per commit.
+            """
+            DO $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression'
+                           AND 'lz4' = ANY(enumvals)) THEN
+                    ALTER TABLE outbox_messages ALTER COLUMN payload SET COMPRESSION lz4;
+                END IF;
+            END $$
+            """,
             """
             CREATE TABLE outbox_idempotency (
                 principal       TEXT NOT NULL,
@@ -133,18 +146,34 @@ CREATE TABLE IF NOT EXISTS outbox_migrations (
 )
 """
 
-_INSERT_MESSAGES = """
-INSERT INTO outbox_messages (id, direction, dedup_key, destination, payload, status, attempts,
-                             next_attempt_at, created_at, updated_at)
-SELECT t.id, t.direction, t.dedup_key, t.destination, t.payload, 'queued', 0, %(now)s, %(now)s,
-       %(now)s
-FROM unnest(%(ids)s::text[], %(directions)s::text[], %(keys)s::text[],
-            %(destinations)s::text[], %(payloads)s::bytea[])
-     WITH ORDINALITY AS t(id, direction, dedup_key, destination, payload, n)
-ORDER BY t.n
-ON CONFLICT (dedup_key) DO NOTHING
-RETURNING id, dedup_key
-"""
+#: Rows per enqueue statement (a larger batch is several statements in one transaction).
+ENQUEUE_CHUNK: Final = 500
+_MESSAGE_ROW = "(%s, %s, %s, %s, %s, 'queued', 0, %s, %s, %s)"
+
+
+_INSERT_MESSAGES = (
+    "INSERT INTO outbox_messages (id, direction, dedup_key, destination, payload, status,"
+    " attempts, next_attempt_at, created_at, updated_at) VALUES {rows}"
+    " ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
+)
+_INSERT_LEDGER = "INSERT INTO outbox_ledger_pending (entry) VALUES {rows}"
+_WITH_LEDGER = "WITH new AS ({insert}), ledger AS ({ledger}) SELECT id, dedup_key FROM new"
+
+
+@cache
+def _enqueue_statement(messages: int, ledger_rows: int) -> str:
+    """One statement inserting ``messages`` messages and ``ledger_rows`` ledger entries: a
+    single round trip, atomic on its own (multi-row VALUES: large array parameters were
+    several times slower). Returns the new messages' ``(id, dedup_key)``. Only placeholders
+    are put in, never a value."""
+    ledger = _INSERT_LEDGER.format(rows=", ".join(["(%s)"] * ledger_rows))
+    if not messages:
+        return ledger + " RETURNING NULL, NULL"
+    insert = _INSERT_MESSAGES.format(rows=", ".join([_MESSAGE_ROW] * messages))
+    if not ledger_rows:
+        return insert
+    return _WITH_LEDGER.format(insert=insert, ledger=ledger)
+
 
 _CLAIM = """
 UPDATE outbox_messages AS m
@@ -308,18 +337,30 @@ class PostgresOutbox:
         if not messages:
             return []
         now = self.clock()
-        params = {
-            "now": now,
-            "ids": [uuid.uuid4().hex for _ in messages],
-            "directions": [m.direction for m in messages],
-            "keys": [m.dedup_key for m in messages],
-            "destinations": [m.destination for m in messages],
-            "payloads": [m.payload for m in messages],
-        }
-        with self._conn() as conn, conn.transaction():
-            new = {key: id_ for id_, key in conn.execute(_INSERT_MESSAGES, params).fetchall()}
+        message_chunks = [
+            messages[i : i + ENQUEUE_CHUNK] for i in range(0, len(messages), ENQUEUE_CHUNK)
+        ]
+        ledger_chunks = [
+            [json.dumps(list(row)) for row in ledger_rows[i : i + ENQUEUE_CHUNK]]
+            for i in range(0, len(ledger_rows), ENQUEUE_CHUNK)
+        ]
+        statements: list[tuple[str, list[Any]]] = []
+        for chunk, entries in zip_longest(message_chunks, ledger_chunks, fillvalue=()):
+            params: list[Any] = []
+            for msg in chunk:
+                params += [uuid.uuid4().hex, msg.direction, msg.dedup_key, msg.destination]
+                params += [msg.payload, now, now, now]
+            params += entries
+            statements.append((_enqueue_statement(len(chunk), len(entries)), params))
+        new: dict[str, str] = {}
+        held: dict[str, str] = {}
+        # One statement commits on its own; several share one transaction.
+        with self._conn() as conn, conn.transaction() if len(statements) > 1 else nullcontext():
+            for statement, params in statements:
+                for id_, key in conn.execute(statement, params, binary=True).fetchall():
+                    if key is not None:
+                        new[key] = id_
             missing = sorted({m.dedup_key for m in messages} - new.keys())
-            held: dict[str, str] = {}
             if missing:
                 held = {
                     key: id_
@@ -328,12 +369,6 @@ class PostgresOutbox:
                         (missing,),
                     ).fetchall()
                 }
-            if ledger_rows:
-                conn.execute(
-                    "INSERT INTO outbox_ledger_pending (entry)"
-                    " SELECT e FROM unnest(%s::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n",
-                    ([json.dumps(list(row)) for row in ledger_rows],),
-                )
         out: list[Enqueued] = []
         for msg in messages:
             first = new.pop(msg.dedup_key, None)
@@ -412,7 +447,9 @@ class PostgresOutbox:
         lease = uuid.uuid4().hex
         with self._conn() as conn:
             rows = conn.execute(
-                _CLAIM, {"now": now, "until": now + lease_seconds, "lease": lease, "limit": limit}
+                _CLAIM,
+                {"now": now, "until": now + lease_seconds, "lease": lease, "limit": limit},
+                binary=True,  # the payloads as bytes, not hex text
             ).fetchall()
         with self._leases_lock:
             for row in rows:
@@ -510,7 +547,7 @@ class PostgresOutbox:
     def payload(self, message_id: str) -> bytes | None:
         with self._conn() as conn:
             row = conn.execute(
-                "SELECT payload FROM outbox_messages WHERE id = %s", (message_id,)
+                "SELECT payload FROM outbox_messages WHERE id = %s", (message_id,), binary=True
             ).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -584,6 +621,7 @@ def migrate(conn: psycopg.Connection[Any], clock: Clock = time.time) -> list[int
 
 
 __all__ = [
+    "ENQUEUE_CHUNK",
     "LEDGER_FEED_LOCK",
     "MIGRATIONS",
     "MIGRATION_LOCK",
