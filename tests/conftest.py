@@ -10,8 +10,9 @@
                          server it made is stopped when the test ends.
 ``postgres_cluster``     session-scoped; a throwaway PostgreSQL cluster on loopback
                          (``tests/postgres_server.py``), started only if a test asks for it.
-``relay_store``          function-scoped, parametrized ``sqlite`` / ``postgresql``: the relay
-                         tests that use it run once on each outbox. For ``postgresql`` it makes
+``relay_store``          function-scoped, parametrized ``sqlite`` / ``postgresql`` (marked
+                         ``integration``: a real server): the relay tests that use it run once
+                         on each outbox. For ``postgresql`` it makes
                          an empty database and sets ``relay_helpers.STORE_URL``, so every
                          settings tree (``[store] url``) and ``open_outbox`` of the test use it;
                          the database is dropped after the test.
@@ -82,7 +83,7 @@ def postgres_cluster() -> Iterator[Any]:
         cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def relay_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Which outbox the test's relay settings and outboxes use (see the module docstring)."""
     if request.param == "sqlite":

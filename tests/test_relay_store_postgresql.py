@@ -33,6 +33,8 @@ from fhir_iapt.relay.postgres import ENQUEUE_CHUNK, MIGRATIONS, SCHEMA_VERSION, 
 from fhir_iapt.relay.runtime import RelayRuntime
 from fhir_iapt.relay.store import NewMessage
 
+pytestmark = pytest.mark.integration  # a real PostgreSQL server
+
 
 class FakeClock:
     """A hand-driven clock shared by the stores of one test (two "processes", one time)."""
