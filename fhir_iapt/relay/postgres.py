@@ -576,11 +576,12 @@ class PostgresOutbox:
         return out
 
 
-class NewerSchema(Exception):
-    """The database was migrated by a newer relay: this one does not know its schema."""
+class NewerSchema(ConfigError):
+    """The database was migrated by a newer relay: this one does not know its schema (turned
+    into the ConfigError naming the database by :meth:`PostgresOutbox.open`)."""
 
     def __init__(self, version: int) -> None:
-        super().__init__(f"schema version {version}")
+        super().__init__(f"schema version {version}", error_code="FI800")
         self.version = version
 
 
