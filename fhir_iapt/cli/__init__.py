@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "convert": "fhir_iapt.cli.convert:convert",
     "ledger": "fhir_iapt.cli.ledger:ledger",
+    "mapping": "fhir_iapt.cli.mapping:mapping",
     "outcomes": "fhir_iapt.cli.outcomes:outcomes",
     "validate": "fhir_iapt.cli.validate:validate",
     "push": "fhir_iapt.cli.push:push",

@@ -87,10 +87,16 @@ def check_input_kind(inputs: tuple[Path, ...], mapping_name: str, mapping_format
     f"to match pathways to (default: ${LEDGER_ENV}, else "
     "$XDG_DATA_HOME/fhir-iapt/ledger.sqlite, i.e. ~/.local/share/fhir-iapt/ledger.sqlite).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and map only (no --out needed): print each mapped field's fill rate and the "
+    "first rejects; build, validate, write and record nothing.",
+)
 def convert(
     inputs: tuple[Path, ...],
     mapping_ref: str,
-    out_dir: Path,
+    out_dir: Path | None,
     layout: Layout,
     output_format: OutputFormat,
     workers: int,
@@ -102,6 +108,7 @@ def convert(
     max_line_bytes: int | None,
     max_number_digits: int | None,
     ledger_path: Path | None,
+    dry_run: bool,
 ) -> NoReturn:
     """Convert clinic export files (CSV, JSON or XML) to FHIR referral bundles.
 
@@ -114,6 +121,9 @@ def convert(
     Every converted referral is recorded in the referral ledger (--ledger): one file that
     outlives any one --out folder, so the referrals of every month's run are there when
     fhir-iapt outcomes matches the data set's pathways to them.
+
+    --dry-run reads and maps the inputs and prints, for each mapped field, the share of
+    records that gave it a value, then the first rejects; exit 0 none rejected, 1 some.
     """
     given = {
         "max_depth": max_depth,
@@ -122,6 +132,10 @@ def convert(
         "max_number_digits": max_number_digits,
     }
     with _limits_in_env({k: v for k, v in given.items() if v is not None}):
+        if dry_run:
+            _dry_run(inputs, mapping_ref)
+        if out_dir is None:
+            raise click.MissingParameter(param_hint="'--out'", param_type="option")
         _convert(
             inputs,
             mapping_ref,
@@ -134,6 +148,12 @@ def convert(
             request_method,
             ledger_path or default_ledger_path(),
         )
+
+
+# --out is needed unless --dry-run (which writes nothing): checked in convert itself
+for _param in convert.params:
+    if _param.name == "out_dir":
+        _param.required = False
 
 
 @contextmanager
@@ -162,6 +182,18 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ.pop(ENV_VARS[name], None)
         else:
             os.environ[ENV_VARS[name]] = value
+
+
+def _dry_run(inputs: tuple[Path, ...], mapping_ref: str) -> NoReturn:
+    from fhir_iapt.cli.mapping import echo_dry_run
+    from fhir_iapt.mapping import dry_run
+
+    try:
+        mapping = load_mapping(mapping_ref)
+    except MappingError as exc:
+        fail_usage(exc)
+    check_input_kind(inputs, mapping.name, mapping.input_format)
+    raise SystemExit(echo_dry_run(dry_run(inputs, mapping), mapping, [p.name for p in inputs]))
 
 
 def _convert(
