@@ -48,6 +48,7 @@ def test_list_shows_each_bundled_mapping_with_its_input_and_target() -> None:
         name, fmt, target, about = line.split(None, 3)
         assert (name, fmt, target) == (path.stem, raw["input"]["format"], raw["target"])
         assert about.split()[0] in path.read_text("utf-8").splitlines()[0]
+        assert about.endswith("."), f"{name}: the description is cut short: {about!r}"
 
 
 def test_check_passes_a_good_mapping_with_a_one_line_summary() -> None:

@@ -40,14 +40,20 @@ def mapping() -> None:
 
 
 def _description(path: Path | None, name: str) -> str:
-    """The header comment's first sentence (``# name: what the export is``)."""
+    """The header comment's first sentence (``# name: what the export is.``, which may go on
+    over the next comment lines)."""
     if path is None:
         return ""
+    words: list[str] = []
     for line in path.read_text("utf-8").splitlines():
         text = line.lstrip("#").strip()
-        if line.startswith("#") and text.startswith(f"{name}:"):
-            return text[len(name) + 1 :].strip()
-    return ""
+        if not line.startswith("#") or (words and (not text or text.startswith("Reads:"))):
+            break
+        if words or text.startswith(f"{name}:"):
+            words.append(text.removeprefix(f"{name}:").strip())
+    about = " ".join(words)
+    end = about.find(". ")
+    return about if end < 0 else about[: end + 1]
 
 
 @mapping.command("list")
