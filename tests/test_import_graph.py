@@ -36,10 +36,11 @@ LAYERS: list[tuple[str, set[str]]] = [
     # the joins: consent decided once, one contract per record kind, the pipeline, the
     # referral ledger (reads referral bundles; the CLI and the relay record into it)
     ("join", {"consent", "targets", "pipeline", "ledger"}),
-    # batch on Spark (the spark extra): the pipeline per partition; nothing before it imports it
-    ("spark", {"spark"}),
     # the pathway report: reads outcome inputs, the ledger and the shipped Measures
     ("report", {"report"}),
+    # batch on Spark (the spark extra): the pipeline and the report's KPIs per partition;
+    # nothing before it imports it
+    ("spark", {"spark"}),
     ("relay", {"relay"}),
     ("cli", {"cli", "__main__"}),
 ]

@@ -135,3 +135,44 @@ def test_no_ledger_file_is_refused_before_anything_runs(spark: Any, tmp_path: Pa
     """No ledger at the path given: ConfigError naming it, as the CLI refuses."""
     with pytest.raises(ConfigError, match="no referral ledger"):
         fs.dataset_outcomes(spark, tmp_path, ledger=tmp_path / "missing.sqlite")
+
+
+@pytest.mark.parametrize("suppress", [False, True])
+def test_pathway_kpis_are_the_reports(spark: Any, tmp_path: Path, suppress: bool) -> None:
+    """pathway_kpis over two providers (one replaced by its Refresh) with the ledger: the
+    report's KPIs (ReportBuilder, as fhir-iapt report computes them), exact or published,
+    the referral loop included, in the report's order."""
+    from fhir_iapt.report._build import ReportBuilder
+
+    directory = tmp_path / "ds"
+    _provider(directory, "RXA", "2024-04", file_type="Primary", created="2024-05-01T09:00:00")
+    _provider(
+        directory, "RXA", "2024-04", "-refresh", file_type="Refresh", created="2024-05-20T09:00:00"
+    )
+    _provider(directory, "RXB", "2024-04", file_type="Primary")
+    ledger = _ledger(tmp_path / "ledger.sqlite")
+    with Ledger(ledger) as opened:
+        builder = ReportBuilder(ledger=opened)
+        builder.add_dataset(directory)
+        data, _ = builder.build(suppress=suppress)
+    figures = "published" if suppress else "exact"
+    expected = [
+        (
+            v.kpi,
+            v.group.provider,
+            v.group.pathway,
+            v.group.month,
+            v.numerator,
+            v.denominator,
+            v.rate,
+            v.note,
+            figures,
+        )
+        for v in data.kpis
+    ]
+    got = [
+        tuple(r)
+        for r in fs.pathway_kpis(spark, directory, ledger=ledger, suppress=suppress).collect()
+    ]
+    assert got == expected
+    assert {row[0] for row in got} >= {"recovery-rate", "referrals-sent", "loop-closure-matched"}

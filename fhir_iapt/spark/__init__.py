@@ -20,7 +20,8 @@ CLI's: the same ids, the same bytes per resource, the same rejects with the same
   ``spark.read.csv``, numbered by :func:`with_row_numbers`), or a column of JSON / XML record
   text. :func:`convert_files` is both steps; :func:`outcome_files` the same for episode
   exports (``fhir-iapt outcomes``); :func:`dataset_outcomes` for the NHS Talking Therapies
-  Data Set's tables, one task per provider (``outcomes --dataset tt-v2.1``).
+  Data Set's tables, one task per provider (``outcomes --dataset tt-v2.1``), and
+  :func:`pathway_kpis` for the pathway report's KPIs of them (``kpis.csv`` as a DataFrame).
 * The mapping file and the lookup tables beside it travel with the job and are compiled once
   per executor process (a cache keyed by their content); so are the shape check with the
   validator's profiles, a consent register's files and the ledger's snapshot. Nothing is loaded
@@ -44,12 +45,14 @@ from fhir_iapt.spark._api import (
 )
 from fhir_iapt.spark._convert import RESOURCES_DDL, RESULTS_DDL, bundle_resources
 from fhir_iapt.spark._dataset import DATASET_OPTIONS, dataset_outcomes
+from fhir_iapt.spark._kpis import KPIS_DDL, pathway_kpis
 from fhir_iapt.spark._records import RECORDS_DDL, with_row_numbers
 from fhir_iapt.spark._worker import MappingSource
 from fhir_iapt.spark._write import record_ledger, write_output
 
 __all__ = [
     "DATASET_OPTIONS",
+    "KPIS_DDL",
     "OUTCOMES_MAPPING",
     "RECORDS_DDL",
     "RESOURCES_DDL",
@@ -61,6 +64,7 @@ __all__ = [
     "convert_files",
     "dataset_outcomes",
     "outcome_files",
+    "pathway_kpis",
     "read_files",
     "record_ledger",
     "with_row_numbers",

@@ -189,6 +189,19 @@ def _report_of(frame: DataFrame) -> dict[str, Any]:
     return {"dataset": merged_report([orjson.loads(r["report"]) for r in ordered])}
 
 
+def ledger_file(path: str | os.PathLike[str]) -> Path:
+    """The ledger's path; ConfigError when there is no file there (opening it would make an
+    empty ledger, and every pathway would go unmatched)."""
+    found = Path(path)
+    if not found.is_file():
+        raise ConfigError(
+            "there is no referral ledger here: convert (or the relay) records the referrals "
+            "it sends in it; give ledger=",
+            location=Location(file=str(found)),
+        )
+    return found
+
+
 _snapshots: dict[str, Path] = {}
 
 
@@ -247,13 +260,7 @@ def dataset_outcomes(
     """
     root = Path(directory)
     bounds = limits if limits is not None else current()
-    ledger_path = Path(ledger)
-    if not ledger_path.is_file():
-        raise ConfigError(
-            "there is no referral ledger here: convert (or the relay) records the referrals "
-            "it sends in it; give ledger=",
-            location=Location(file=str(ledger_path)),
-        )
+    ledger_path = ledger_file(ledger)
     used, _, errors = find_submissions(root, dataset_spec(), bounds)
     inputs = [root.name]
     if errors:  # as the CLI: a file error anywhere, and nothing is derived
@@ -289,4 +296,11 @@ def dataset_outcomes(
     return Conversion(ids.mapInArrow(task, DATASET_DDL), inputs, _report_of)
 
 
-__all__ = ["DATASET_DDL", "DATASET_OPTIONS", "DatasetTask", "dataset_outcomes", "merged_report"]
+__all__ = [
+    "DATASET_DDL",
+    "DATASET_OPTIONS",
+    "DatasetTask",
+    "dataset_outcomes",
+    "ledger_file",
+    "merged_report",
+]
