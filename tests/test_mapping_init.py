@@ -400,6 +400,21 @@ def test_a_header_without_rows_still_gets_its_names_matched(tmp_path: Path) -> N
     assert "blank in every record of the sample" in _comment_above(proposal.text, "patient.sex:")
 
 
+def test_a_long_sample_is_read_and_tried_only_as_far_as_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the record limit the sample is not read: the proposal says it read the first
+    records only, and its trial on the sample maps no more than those."""
+    monkeypatch.setattr("fhir_iapt.mapping._sample.MAX_RECORDS", 5)
+    monkeypatch.setattr("fhir_iapt.mapping._propose.MAX_RECORDS", 5)
+    rows = [[f"V-{i}", "RZZ10", "2025-03-04", NHS[i % 3], "Y"] for i in range(12)]
+    proposal = propose_mapping(_csv(tmp_path / "long.csv", BASE_HEADER, rows), "referral")
+    said = " ".join(ln.lstrip("#").strip() for ln in proposal.text.splitlines() if ln[:1] == "#")
+    assert "(5 records read, the first only)" in said
+    assert proposal.tried is not None
+    assert proposal.tried.records == 5
+
+
 def test_no_value_of_the_sample_is_written(tmp_path: Path) -> None:
     """Names, dates, NHS numbers, free text and codes of the sample appear nowhere in the
     proposal (comments give counts, formats and table names only)."""

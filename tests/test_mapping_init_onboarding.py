@@ -275,8 +275,9 @@ BUNDLED = {
 }
 
 
-def _records(mapping: Any, path: Path) -> list[ReferralRecord | str]:
-    out: list[ReferralRecord | str] = []
+def _records(mapping: Any, path: Path) -> list[Any]:
+    """Every record of ``path`` mapped (the error code where one is rejected)."""
+    out: list[Any] = []
     with path.open("rb") as stream:
         for item in read_source(stream, name=path.name, mapping=mapping):
             assert isinstance(item, SourceRecord), item
@@ -374,3 +375,20 @@ def test_the_readme_walkthrough_runs_as_written(
     assert dry.exit_code == 0, dry.output
     for line in printed.splitlines():
         assert line.strip() in [row.strip() for row in dry.output.splitlines()], line
+
+
+def test_an_episode_export_proposal_maps_as_the_bundled_iapt_outcomes(tmp_path: Path) -> None:
+    """--target episode: the proposal for the bundled episode export maps every row to the
+    EpisodeRecord the hand-written iapt-outcomes mapping makes, but for the service's own
+    pathway-id system (a placeholder in the proposal)."""
+    sample = ROOT / "examples" / "iapt-outcomes.csv"
+    proposal = propose_mapping(sample, "episode")
+    assert proposal.check is None, proposal.text
+    path = tmp_path / "episodes.yaml"
+    path.write_text(proposal.text, encoding="utf-8")
+    proposed = _records(load_mapping(path), sample)
+    written = _records(load_mapping("iapt-outcomes"), sample)
+    assert len(written) > 3
+    assert [dataclasses.replace(r, source_system="") for r in proposed] == [
+        dataclasses.replace(r, source_system="") for r in written
+    ]

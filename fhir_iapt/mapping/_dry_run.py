@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -139,17 +140,21 @@ class _Counts:
         return out
 
 
-def dry_run(paths: Iterable[Path], mapping: Mapping[Any], *, shown: int = SHOWN) -> DryRun:
-    """Read ``paths`` with ``mapping`` and map every record; build, validate and write nothing.
-    Read errors are counted among the rejects (the first ``shown`` rejects are kept)."""
+def dry_run(
+    paths: Iterable[Path], mapping: Mapping[Any], *, shown: int = SHOWN, limit: int | None = None
+) -> DryRun:
+    """Read ``paths`` with ``mapping`` and map every record (the first ``limit`` records and
+    read errors of each file, when given); build, validate and write nothing. Read errors are
+    counted among the rejects (the first ``shown`` rejects are kept)."""
     result = DryRun()
     counts = _Counts(mapping)
     whole = mapping.contract.read is not None
     for path in paths:
         with path.open("rb") as stream:
-            for item in read_records(
+            items = read_records(
                 stream, name=path.name, fmt=mapping.input_format, options=mapping.input_options
-            ):
+            )
+            for item in items if limit is None else islice(items, limit):
                 if isinstance(item, FhirIaptError):
                     result.rejected_total += 1
                     result.issues[f"({item.error_code})"] += 1

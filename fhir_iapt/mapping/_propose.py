@@ -41,7 +41,7 @@ from fhir_iapt.mapping._compile import instrument_shapes
 from fhir_iapt.mapping._dry_run import DryRun, dry_run
 from fhir_iapt.mapping._loader import FORMAT_VERSION, load_mapping
 from fhir_iapt.mapping._model import InstrumentShape, Mapping
-from fhir_iapt.mapping._sample import Column, Sample, read_sample
+from fhir_iapt.mapping._sample import MAX_RECORDS, Column, Sample, read_sample
 from fhir_iapt.mapping._tables import LookupTable, TableProblem, load_lookup
 from fhir_iapt.mapping.targets import MAP_TARGETS
 
@@ -1331,7 +1331,7 @@ class _Proposer:
                 mapping = self._load(f"# {self.title}: a proposal.\n{body}", Path(folder))
             except MappingError as exc:
                 return exc, None
-            return None, dry_run([sample_path], mapping)
+            return None, dry_run([sample_path], mapping, limit=MAX_RECORDS)
 
     def _check(self, text: str) -> MappingError | None:
         with tempfile.TemporaryDirectory(prefix="fhir-iapt-init-") as folder:
