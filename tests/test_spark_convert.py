@@ -406,3 +406,44 @@ def test_the_readme_notebook_snippet_runs(spark: Any, tmp_path: Path) -> None:
 
     with Ledger(disk / "fhir-iapt" / "ledger.sqlite") as ledger:
         assert ledger.count() == namespace["summary"]["converted"] > 0
+
+
+def test_parquet_output_and_record_ledger_hold_the_clis_resources_and_referrals(
+    spark: Any, tmp_path: Path
+) -> None:
+    """output_format="parquet": the bundles and the Bulk Data resources as Parquet datasets
+    hold the CLI's bundles and <Type>.ndjson lines; record_ledger on a conversion records the
+    CLI's ledger entries."""
+    import pyarrow.parquet as pq
+
+    from fhir_iapt.ledger import Ledger
+
+    source = EXAMPLES / "diabetes.csv"
+    bulk = _cli_out(tmp_path, [source], "diabetes-csv", "--layout", "bulk")
+    conv = fs.convert_files(spark, [source], "diabetes-csv")
+    fs.write_output(conv, tmp_path / "bundles", output_format="parquet")
+    fs.write_output(conv, tmp_path / "bulk", layout="bulk", output_format="parquet")
+    code = cli(
+        "convert", str(source), "--mapping", "diabetes-csv", "--out", str(tmp_path / "cli-b"),
+        "--ledger", str(tmp_path / "cli-b-ledger.sqlite"),
+    )  # fmt: skip
+    assert code == 0
+    bundles = pq.read_table(tmp_path / "bundles" / "bundles.parquet").column("bundle").to_pylist()
+    assert sorted(b.encode() + b"\n" for b in bundles) == sorted(
+        lines(tmp_path / "cli-b" / "bundles.ndjson")
+    )
+    resources = pq.read_table(tmp_path / "bulk" / "resources.parquet").to_pylist()
+    by_type: dict[str, list[bytes]] = {}
+    for row in resources:
+        by_type.setdefault(str(row["resourceType"]), []).append(row["resource"].encode() + b"\n")
+        assert orjson.loads(row["resource"])["id"] == row["id"]
+    expected = {
+        p.stem: sorted(lines(p)) for p in bulk.glob("*.ndjson") if p.name != "rejects.ndjson"
+    }
+    assert {k: sorted(v) for k, v in by_type.items()} == expected
+    assert fs.record_ledger(conv, tmp_path / "ledger.sqlite") == len(bundles)
+    with (
+        Ledger(tmp_path / "ledger.sqlite") as ours,
+        Ledger(tmp_path / "cli-b-ledger.sqlite") as theirs,
+    ):
+        assert list(ours.entries()) == list(theirs.entries())
