@@ -74,7 +74,6 @@ class _BadCell(ReadError):
 
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message, error_code=code)
-        self.code = code
 
 
 def _text(value: Any, max_chars: int) -> str:
@@ -142,7 +141,9 @@ def read_parquet(
                     for key, value in zip(keys, values, strict=True):
                         data[key] = _text(value, limits.max_field_chars)
                 except _BadCell as exc:
-                    yield read_error(f"column {key} {exc}", at.with_field(key), error_code=exc.code)
+                    yield read_error(
+                        f"column {key} {exc}", at.with_field(key), error_code=exc.error_code
+                    )
                     continue
                 yield SourceRecord(data, at)
             if not cells:
