@@ -662,6 +662,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         ),
     ),
     ErrorCode(
+        "FI822",
+        "Outbox unavailable",
+        (
+            "Relay: the outbox (its SQLite file or PostgreSQL database) could not be read or "
+            "written while taking a request (database down, disk full, I/O error); nothing of "
+            "the request was accepted and the answer is 503 with Retry-After."
+        ),
+    ),
+    ErrorCode(
         "FI830",
         "Referral ledger unusable",
         (

@@ -332,6 +332,22 @@ class RequestRefusedError(RelayError):
     issue_type = "invalid"
 
 
+class OutboxUnavailableError(RelayError):
+    """Relay: the outbox (its SQLite file or PostgreSQL database) cannot be read or written
+    now. The request is refused whole, 503 with ``Retry-After``: nothing of it was accepted."""
+
+    code = "FI822"
+    issue_type = "transient"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"the relay's outbox cannot {what} now; nothing of this request was accepted; "
+            "try again later",
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+
 class AccessDeniedError(RelayError):
     """Auth: no or bad credentials (401) or a token without the route's scope (403)."""
 
@@ -350,6 +366,7 @@ __all__ = [
     "Issue",
     "Location",
     "MappingError",
+    "OutboxUnavailableError",
     "ProfileError",
     "ReadError",
     "RecordError",

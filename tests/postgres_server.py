@@ -108,6 +108,14 @@ class PostgresCluster:
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data (as a database restart or outage does)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port and data."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
 

@@ -98,6 +98,7 @@ def test_exception_classes_are_the_documented_tree() -> None:
         "RelayError",
         "RequestRefusedError",
         "AccessDeniedError",
+        "OutboxUnavailableError",
     }
 
 

@@ -37,7 +37,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_iapt._logging import log_event
 from fhir_iapt.consent import ConsentFiles
-from fhir_iapt.errors import ConfigError, Issue, Location, operation_outcome
+from fhir_iapt.errors import (
+    ConfigError,
+    Issue,
+    Location,
+    OutboxUnavailableError,
+    operation_outcome,
+)
 from fhir_iapt.ledger import Ledger
 from fhir_iapt.pipeline import ShapeCache
 from fhir_iapt.relay.audit import audit_event, safe_query, write_audit
@@ -80,6 +86,14 @@ async def _intake_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, IntakeError):
         raise exc
     return fhir_response(exc.outcome, exc.status_code, exc.headers or None)
+
+
+async def _outbox_unavailable(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, OutboxUnavailableError):
+        raise exc
+    route = getattr(request.scope.get("route"), "path", None) or "(unmatched)"
+    log_event(_log, logging.WARNING, "outbox unavailable", method=request.method, route=route)
+    return fhir_response(operation_outcome(exc.issues), exc.status_code, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -326,6 +340,7 @@ def create_app(
     app.openapi = lambda: _fhir_error_media_types(app)  # type: ignore[method-assign]
     app.add_exception_handler(AuthFailure, _auth_failure)
     app.add_exception_handler(IntakeError, _intake_error)
+    app.add_exception_handler(OutboxUnavailableError, _outbox_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,7 +11,9 @@ one of them on the outbox's write lock, behind every POST), and forgets them in 
 after the ledger commit (:meth:`~fhir_iapt.relay.store.OutboxStore.move_ledger_rows`; on
 PostgreSQL one relay process at a time moves them). A crash at any point leaves them pending
 (recording again is idempotent); start-up and shutdown drain what is left. If the ledger cannot
-be written the entries stay pending and the next turn tries again (logged, no patient data).
+be written, or the outbox cannot be reached (a database outage: OutboxUnavailableError), the
+entries stay pending and the next turn tries again (logged, no patient data): the thread never
+dies of it.
 """
 
 from __future__ import annotations

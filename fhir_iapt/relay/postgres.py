@@ -64,6 +64,7 @@ from fhir_iapt.relay.store import (
     MessageInfo,
     NewMessage,
     StoredResponse,
+    unavailable_on,
 )
 
 #: Advisory lock keys (one 64-bit space per database): schema migrations, the ledger feed.
@@ -73,6 +74,9 @@ LEDGER_FEED_LOCK: Final = zlib.crc32(b"fhir-iapt relay outbox ledger feed")
 #: Seconds to wait for the database at start (connect) and for a pooled connection.
 CONNECT_TIMEOUT: Final = 10
 POOL_TIMEOUT: Final = 30.0
+#: Seconds a request waits for a pooled connection before it is answered 503 + Retry-After
+#: (a database outage, or every connection busy: the client is told to come back, not held).
+REQUEST_WAIT: Final = 5.0
 
 #: The schema, step by step: (version, what it does, statements). Never edit a released step;
 #: add the next one. Each runs in one transaction with its row in ``outbox_migrations``.
@@ -219,6 +223,11 @@ def _reason(exc: BaseException, url: str) -> str:
     return text[:300]
 
 
+#: What a PostgreSQL outbox that cannot be reached raises (the server down or restarting, the
+#: pool out of connections).
+_PG_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
 class PostgresOutbox:
     """The outbox on PostgreSQL (module docstring). Thread-safe (a connection pool).
 
@@ -309,11 +318,12 @@ class PostgresOutbox:
         if pool is not None:
             pool.close()
 
-    def _conn(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        """A pooled connection (a context manager giving it back)."""
+    def _conn(self, wait: float | None = None) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled connection (a context manager giving it back); ``wait`` seconds at most
+        for one (default: the pool's timeout)."""
         if self._pool is None:
             raise RuntimeError("the outbox is not open")
-        return self._pool.connection()
+        return self._pool.connection(timeout=wait)
 
     def ping(self) -> bool:
         """Whether the database answers (for ``/readyz``)."""
@@ -328,6 +338,7 @@ class PostgresOutbox:
 
     # --- accept --------------------------------------------------------------------------
 
+    @unavailable_on(_PG_DOWN, "store the records")
     def enqueue(
         self, messages: Sequence[NewMessage], *, ledger_rows: Sequence[Sequence[Any]] = ()
     ) -> list[Enqueued]:
@@ -355,7 +366,10 @@ class PostgresOutbox:
         new: dict[str, str] = {}
         held: dict[str, str] = {}
         # One statement commits on its own; several share one transaction.
-        with self._conn() as conn, conn.transaction() if len(statements) > 1 else nullcontext():
+        with (
+            self._conn(REQUEST_WAIT) as conn,
+            conn.transaction() if len(statements) > 1 else nullcontext(),
+        ):
             for statement, params in statements:
                 for id_, key in conn.execute(statement, params, binary=True).fetchall():
                     if key is not None:
@@ -388,6 +402,7 @@ class PostgresOutbox:
             ).fetchall()
         return [(int(seq), json.loads(entry)) for seq, entry in rows]
 
+    @unavailable_on(_PG_DOWN, "move the ledger entries")
     def move_ledger_rows(self, record: Callable[[list[list[Any]]], object], limit: int) -> int:
         """Hand up to ``limit`` pending entries (oldest first) to ``record`` and delete them
         once it returned, holding the feed's advisory lock (one process at a time); how many
@@ -411,9 +426,10 @@ class PostgresOutbox:
             )
         return len(rows)
 
+    @unavailable_on(_PG_DOWN, "keep the answer")
     def remember_response(self, principal: str, key: str, response: StoredResponse) -> None:
         """Keep the answer given to ``key`` (first answer wins)."""
-        with self._conn() as conn:
+        with self._conn(REQUEST_WAIT) as conn:
             conn.execute(
                 "INSERT INTO outbox_idempotency (principal, idempotency_key, route, body_digest,"
                 " status_code, response, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -429,8 +445,9 @@ class PostgresOutbox:
                 ),
             )
 
+    @unavailable_on(_PG_DOWN, "look up the idempotency key")
     def stored_response(self, principal: str, key: str) -> StoredResponse | None:
-        with self._conn() as conn:
+        with self._conn(REQUEST_WAIT) as conn:
             row = conn.execute(
                 "SELECT route, body_digest, status_code, response FROM outbox_idempotency"
                 " WHERE principal = %s AND idempotency_key = %s",
@@ -525,8 +542,9 @@ class PostgresOutbox:
 
     # --- read / admin --------------------------------------------------------------------
 
+    @unavailable_on(_PG_DOWN, "read the message")
     def info(self, message_id: str) -> MessageInfo | None:
-        with self._conn() as conn:
+        with self._conn(REQUEST_WAIT) as conn:
             row = conn.execute(_INFO, (message_id,)).fetchone()
         if row is None:
             return None
@@ -544,17 +562,19 @@ class PostgresOutbox:
             leased=row[10] is not None and row[10] >= self.clock(),
         )
 
+    @unavailable_on(_PG_DOWN, "read the message")
     def payload(self, message_id: str) -> bytes | None:
-        with self._conn() as conn:
+        with self._conn(REQUEST_WAIT) as conn:
             row = conn.execute(
                 "SELECT payload FROM outbox_messages WHERE id = %s", (message_id,), binary=True
             ).fetchone()
         return None if row is None else bytes(row[0])
 
+    @unavailable_on(_PG_DOWN, "replay the message")
     def replay(self, message_id: str) -> MessageInfo | None:
         """Put a dead letter back in the queue with fresh attempts; None if it is not dead."""
         now = self.clock()
-        with self._conn() as conn:
+        with self._conn(REQUEST_WAIT) as conn:
             replayed = conn.execute(
                 "UPDATE outbox_messages SET status = 'queued', attempts = 0,"
                 " next_attempt_at = %s, lease_until = NULL, lease_id = NULL, updated_at = %s"

@@ -39,6 +39,7 @@ One table of messages, one row per accepted record::
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import sqlite3
 import threading
@@ -49,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol, TypeVar
 
-from fhir_iapt.errors import ConfigError, Location
+from fhir_iapt.errors import ConfigError, Location, OutboxUnavailableError
 
 T = TypeVar("T")
 Direction = Literal["referral", "outcome"]
@@ -199,6 +200,39 @@ class OutboxStore(Protocol):
     def payload(self, message_id: str) -> bytes | None: ...
     def replay(self, message_id: str) -> MessageInfo | None: ...
     def counts(self) -> dict[str, int]: ...
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def unavailable_on(
+    errors: tuple[type[BaseException], ...],
+    what: str,
+    *,
+    keep: tuple[type[BaseException], ...] = (),
+) -> Callable[[F], F]:
+    """For a store method a request waits on: a database that cannot be reached or written
+    (one of ``errors``; not ``keep``) becomes :class:`OutboxUnavailableError` - the request is
+    answered 503 with Retry-After instead of 500, and nothing of it was accepted."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except keep:
+                raise
+            except errors:
+                raise OutboxUnavailableError(what) from None
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+#: What a SQLite outbox that cannot be written or read raises (a refused row is not it).
+_SQLITE_DOWN = (sqlite3.OperationalError, sqlite3.DatabaseError)
+_SQLITE_KEEP = (sqlite3.IntegrityError,)
 
 
 class Outbox:
@@ -370,6 +404,7 @@ class Outbox:
 
     # --- accept --------------------------------------------------------------------------
 
+    @unavailable_on(_SQLITE_DOWN, "store the records", keep=_SQLITE_KEEP)
     def enqueue(
         self, messages: Sequence[NewMessage], *, ledger_rows: Sequence[Sequence[Any]] = ()
     ) -> list[Enqueued]:
@@ -411,6 +446,7 @@ class Outbox:
             lambda conn: conn.execute("DELETE FROM ledger_pending WHERE seq <= ?", (last_seq,))
         )
 
+    @unavailable_on(_SQLITE_DOWN, "move the ledger entries", keep=_SQLITE_KEEP)
     def move_ledger_rows(self, record: Callable[[list[list[Any]]], object], limit: int) -> int:
         """Hand up to ``limit`` pending ledger entries (oldest first) to ``record`` and forget
         them once it has returned; how many it was given (0: none pending). If ``record``
@@ -445,6 +481,7 @@ class Outbox:
             out.append(Enqueued(existing[0], duplicate=True))
         return out
 
+    @unavailable_on(_SQLITE_DOWN, "keep the answer", keep=_SQLITE_KEEP)
     def remember_response(self, principal: str, key: str, response: StoredResponse) -> None:
         """Keep the answer given to ``key`` (first answer wins).
 
@@ -471,6 +508,7 @@ class Outbox:
 
         self._write(work)
 
+    @unavailable_on(_SQLITE_DOWN, "look up the idempotency key", keep=_SQLITE_KEEP)
     def stored_response(self, principal: str, key: str) -> StoredResponse | None:
         row = (
             self._conn()
@@ -569,6 +607,7 @@ class Outbox:
 
     # --- read / admin --------------------------------------------------------------------
 
+    @unavailable_on(_SQLITE_DOWN, "read the message", keep=_SQLITE_KEEP)
     def info(self, message_id: str) -> MessageInfo | None:
         row = (
             self._conn()
@@ -596,6 +635,7 @@ class Outbox:
             leased=row[10] is not None and row[10] >= self.clock(),
         )
 
+    @unavailable_on(_SQLITE_DOWN, "read the message", keep=_SQLITE_KEEP)
     def payload(self, message_id: str) -> bytes | None:
         row = (
             self._conn()
@@ -604,6 +644,7 @@ class Outbox:
         )
         return None if row is None else bytes(row[0])
 
+    @unavailable_on(_SQLITE_DOWN, "replay the message", keep=_SQLITE_KEEP)
     def replay(self, message_id: str) -> MessageInfo | None:
         """Put a dead letter back in the queue with fresh attempts; None if it is not dead."""
         now = self.clock()
@@ -642,4 +683,5 @@ __all__ = [
     "OutboxStore",
     "Status",
     "StoredResponse",
+    "unavailable_on",
 ]
