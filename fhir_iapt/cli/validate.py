@@ -30,7 +30,6 @@ from fhir_iapt.errors import (
     ReadError,
     operation_outcome,
 )
-from fhir_iapt.push import bulk_files
 
 if TYPE_CHECKING:
     from fhir_iapt.fhir.validate import Validator
@@ -110,6 +109,8 @@ def files_in(path: Path) -> list[Path]:
         return [path]
     if (path / BUNDLES_FILE).is_file():
         return [path / BUNDLES_FILE]
+    from fhir_iapt.push import bulk_files  # only for a folder: push brings the HTTP client
+
     bulk = bulk_files(path)
     if bulk:
         return bulk
