@@ -51,6 +51,7 @@ from fhir_iapt.dataset._episode import (
     disagreements,
     episode_record,
     no_nhs_number,
+    probe_episode,
 )
 from fhir_iapt.dataset._model import DerivedPathway, Disagreement
 from fhir_iapt.dataset._store import Loader, connect
@@ -124,5 +125,6 @@ __all__ = [
     "episode_record",
     "first_and_last",
     "no_nhs_number",
+    "probe_episode",
     "read_dataset",
 ]

@@ -101,7 +101,7 @@ def _number(value: Decimal | int | None) -> str | None:
 def _ours(
     pathway: DerivedPathway, outcome: EpisodeOutcome, rules: OutcomeRules, spec: DatasetSpec
 ) -> Mapping[str, Callable[[], str | None]]:
-    anxiety, _fallback = choose_anxiety_measure(_probe(pathway), rules)
+    anxiety, _fallback = choose_anxiety_measure(probe_episode(pathway), rules)
 
     def flag(name: FlagName) -> Callable[[], str | None]:
         return lambda: "True" if outcome.flags[name].value is True else None
@@ -123,7 +123,7 @@ def _ours(
     }
 
 
-def _probe(pathway: DerivedPathway) -> EpisodeRecord:
+def probe_episode(pathway: DerivedPathway) -> EpisodeRecord:
     """The pathway as an episode for deriving flags only (no patient identifiers needed)."""
     return _record(
         pathway,
@@ -158,7 +158,7 @@ def disagreements(
 ) -> tuple[Disagreement, ...]:
     """Every derived field the extract carries whose value differs from ours, in the table's
     order; fields the extract does not carry are not compared."""
-    outcome = derive_outcome(_probe(pathway), rules)
+    outcome = derive_outcome(probe_episode(pathway), rules)
     ours = _ours(pathway, outcome, rules, spec)
     out: list[Disagreement] = []
     for name, derived in spec.derived_fields.items():
@@ -173,4 +173,10 @@ def disagreements(
     return tuple(out)
 
 
-__all__ = ["DATASET_PATHWAY_SYSTEM", "NO_NHS_NUMBER", "disagreements", "episode_record"]
+__all__ = [
+    "DATASET_PATHWAY_SYSTEM",
+    "NO_NHS_NUMBER",
+    "disagreements",
+    "episode_record",
+    "probe_episode",
+]

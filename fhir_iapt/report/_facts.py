@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from fhir_iapt.dataset import DATASET_PATHWAY_SYSTEM, DerivedPathway
+from fhir_iapt.dataset import DerivedPathway, probe_episode
 from fhir_iapt.errors import Location
 from fhir_iapt.ledger import DEFAULT_WINDOW_DAYS, Ledger
 from fhir_iapt.report._pathways import ltc_pathway
@@ -102,34 +102,6 @@ def _facts(
     )
 
 
-def _as_episode(pathway: DerivedPathway) -> EpisodeRecord:
-    """The derived pathway as an episode for deriving its flags (no patient identifiers)."""
-    return EpisodeRecord(
-        source_system=DATASET_PATHWAY_SYSTEM,
-        pathway_id=pathway.pathway_id,
-        referral_identifier_system="",
-        referral_identifier="",
-        nhs_number="",
-        service_ods=pathway.provider_ods,
-        consent=None,
-        referral_received=pathway.referral_received,
-        discharge=pathway.discharge,
-        problem_descriptor=pathway.problem_descriptor,
-        ltc_snomed=pathway.ltc_snomed,
-        treatment_contacts=pathway.treatment_contacts,
-        first_treatment_date=pathway.first_treatment_date,
-        end_code=pathway.end_code,
-        phq9=pathway.phq9,
-        gad7=pathway.gad7,
-        adsm=pathway.adsm,
-        adsm_scores=pathway.adsm_scores,
-        wsas=pathway.wsas,
-        first_score_date=pathway.first_score_date,
-        last_score_date=pathway.last_score_date,
-        location=pathway.location,
-    )
-
-
 def facts_of_pathway(
     pathway: DerivedPathway,
     *,
@@ -154,7 +126,7 @@ def facts_of_pathway(
             referral = (found.identifier_system, found.identifier)
             sent = found.share_outcomes is True
     return _facts(
-        _as_episode(pathway),
+        probe_episode(pathway),
         rules or outcome_rules(),
         referral=referral,
         outcome_sent=sent,
